@@ -1,0 +1,110 @@
+"""Small role-named store protocols the services depend on (design.md §3).
+
+A service opens one transaction and reaches every store through it, so an enrollment (host,
+enrollment, certificate) is written entirely or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol
+
+from winmdm.domain.models import (
+    DeviceCertificate,
+    Enrollment,
+    Host,
+    MDMStatus,
+    NewEnrollment,
+    NewHost,
+)
+
+
+class HostStore(Protocol):
+    def create(self, new: NewHost) -> Host: ...
+
+    def get(self, host_id: int) -> Host | None: ...
+
+    def find_known(self, *, hw_dev_id: str | None, device_id: str | None) -> Host | None:
+        """The host with this hardware id, else the one with this MDM device id, else None.
+
+        A None or empty identifier never matches anything.
+        """
+        ...
+
+    def record_enrollment(
+        self,
+        host_id: int,
+        *,
+        display_name: str,
+        hw_dev_id: str | None,
+        device_id: str | None,
+        os_version: str | None,
+        os_edition: str | None,
+        idp_username: str | None,
+        mdm_status: MDMStatus,
+        at: datetime,
+    ) -> Host:
+        """Refresh what a (re-)enrollment tells about a known host. Never touches team_id.
+
+        A None hw_dev_id/device_id/os/idp_username keeps the stored value.
+        """
+        ...
+
+
+class EnrollmentStore(Protocol):
+    def add(self, new: NewEnrollment) -> Enrollment: ...
+
+    def get(self, enrollment_id: int) -> Enrollment | None: ...
+
+    def active_for_host(self, host_id: int) -> Enrollment | None: ...
+
+    def deactivate_for_host(self, host_id: int) -> int:
+        """Mark every active enrollment of the host inactive; returns how many."""
+        ...
+
+    def list_for_host(self, host_id: int) -> list[Enrollment]:
+        """Oldest first."""
+        ...
+
+
+class CertificateStore(Protocol):
+    def add(self, cert: DeviceCertificate) -> DeviceCertificate: ...
+
+    def get(self, serial: str) -> DeviceCertificate | None: ...
+
+    def list_for_host(self, host_id: int) -> list[DeviceCertificate]:
+        """Oldest first (by not_before, then insertion)."""
+        ...
+
+    def mark_first_use(self, serial: str, at: datetime) -> bool:
+        """Set first_used_at if still unset; True when this call set it."""
+        ...
+
+    def revoke(self, serial: str, at: datetime, reason: str) -> bool:
+        """Revoke an active certificate; True when it was active."""
+        ...
+
+    def revoke_active_for_host(self, host_id: int, at: datetime, reason: str, *, keep: str | None = None) -> int:
+        """Revoke every active certificate of the host except `keep`; returns how many."""
+        ...
+
+
+class Transaction(Protocol):
+    hosts: HostStore
+    enrollments: EnrollmentStore
+    certificates: CertificateStore
+
+
+class Storage(Protocol):
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """Commit on normal exit, roll back on an exception."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def iter_protocols() -> Iterator[type]:
+    """The store protocols, for the contract suite's completeness check."""
+    yield from (HostStore, EnrollmentStore, CertificateStore)
