@@ -11,9 +11,11 @@ from __future__ import annotations
 class WinMDMError(Exception):
     """Root of every error winmdm raises on purpose."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, detail_type: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # An MS-MDE2 DeviceEnrollmentServiceError ErrorType (e.g. "NotEligibleToRenew"), when one fits.
+        self.detail_type = detail_type
 
 
 class ConfigError(WinMDMError):

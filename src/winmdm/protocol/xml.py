@@ -1,0 +1,108 @@
+"""The one hardened XML parser every endpoint uses, and small lookup helpers.
+
+No DTD, no entities, no network, bounded size and depth (design.md §3). Lookups go by local
+name because Windows is lenient about prefixes and the discovery namespace's trailing slash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lxml import etree
+
+from winmdm.errors import HostileInput, MalformedMessage
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+DEFAULT_MAX_DEPTH = 48
+
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
+)
+
+Element = etree._Element
+
+
+def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH) -> Element:
+    """Parse untrusted bytes into an element tree or raise MalformedMessage/HostileInput."""
+    if len(data) > max_bytes:
+        raise HostileInput(f"message is {len(data)} bytes; the limit is {max_bytes}")
+    if not data.strip():
+        raise MalformedMessage("message is empty")
+    head = data[:4096].upper()
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in data.upper():
+        raise HostileInput("message declares a DTD or entities, which are refused")
+    try:
+        root = etree.fromstring(data, parser=_PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise MalformedMessage(f"message is not well-formed XML: {exc.msg}") from None
+    except ValueError as exc:  # e.g. encoding declarations lxml refuses
+        raise MalformedMessage(f"message is not readable XML: {exc}") from None
+    tree = root.getroottree()
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise HostileInput("message declares a DTD, which is refused")
+    if _depth(root) > max_depth:
+        raise HostileInput(f"message nests deeper than {max_depth} elements")
+    return root
+
+
+def _depth(root: Element) -> int:
+    deepest = 0
+    stack = [(root, 1)]
+    while stack:
+        el, d = stack.pop()
+        deepest = max(deepest, d)
+        stack.extend((child, d + 1) for child in el if isinstance(child.tag, str))
+    return deepest
+
+
+def local(el: Element) -> str:
+    """Local name of an element, without namespace."""
+    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+
+def namespace(el: Element) -> str:
+    return etree.QName(el).namespace or ""
+
+
+def children(el: Element, name: str | None = None) -> Iterator[Element]:
+    for child in el:
+        if isinstance(child.tag, str) and (name is None or local(child) == name):
+            yield child
+
+
+def child(el: Element | None, name: str) -> Element | None:
+    if el is None:
+        return None
+    return next(children(el, name), None)
+
+
+def path(el: Element | None, *names: str) -> Element | None:
+    for name in names:
+        el = child(el, name)
+    return el
+
+
+def text(el: Element | None) -> str | None:
+    """Stripped text, or None for an absent or xsi:nil element (protocol.md §0: strip all)."""
+    if el is None:
+        return None
+    value = "".join(el.itertext()).strip()
+    return value
+
+
+def attr(el: Element, name: str) -> str | None:
+    """An attribute by local name, with or without a namespace prefix (ValueType, wsse:ValueType)."""
+    for key, value in el.attrib.items():
+        if etree.QName(key).localname == name:
+            return value.strip()
+    return None
+
+
+def serialize(root: Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")

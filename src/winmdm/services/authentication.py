@@ -1,0 +1,80 @@
+"""Who is enrolling: reads the WS-Security credential of GetPolicies and RequestSecurityToken.
+
+This issue accepts the Entra access token (protocol.md §3, decision 3). The other credentials
+Windows can send are recognised and refused with a reason the admin can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from winmdm.domain.models import TokenKind
+from winmdm.errors import AuthenticationFailed, InvalidSecurity
+from winmdm.protocol import namespaces as ns
+from winmdm.protocol.soap import BinarySecurityToken, Security
+
+
+class TokenVerifier(Protocol):
+    """What EntraVerifier offers (idp/entra.py)."""
+
+    def verify(self, token: str, now: datetime): ...
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    kind: TokenKind
+    username: str | None  # the UPN, when the token names a user
+    tenant_id: str | None = None
+    entra_device_id: str | None = None
+    object_id: str | None = None
+
+
+def _is_jwt(token: BinarySecurityToken) -> bool:
+    # Some clients send the Entra token under DeviceEnrollmentUserToken: decoded, a JWT starts "eyJ".
+    return token.value_type == ns.VALUE_TYPE_JWT or token.data.startswith(b"eyJ")
+
+
+class Authenticator:
+    def __init__(self, entra: TokenVerifier | None) -> None:
+        self._entra = entra
+
+    def authenticate(self, security: Security, now: datetime) -> Identity:
+        if security.empty:
+            raise InvalidSecurity("the request has no credential in its WS-Security header")
+        for token in security.tokens:
+            if _is_jwt(token):
+                return self._entra_identity(token, now)
+        if security.tokens and security.tokens[0].value_type == ns.VALUE_TYPE_X509:
+            raise AuthenticationFailed(
+                "certificate-authenticated enrollment is not supported by this server; "
+                "enroll with a work account or the sign-in page"
+            )
+        if security.tokens:
+            raise AuthenticationFailed(
+                "the sign-in token was not issued by this server or has expired; "
+                "start the enrollment again from Settings"
+            )
+        raise AuthenticationFailed(
+            "username and password enrollment is not set up on this server; "
+            "ask your administrator how to enroll this PC"
+        )
+
+    def _entra_identity(self, token: BinarySecurityToken, now: datetime) -> Identity:
+        if self._entra is None:
+            raise AuthenticationFailed(
+                "Entra enrollment is not configured on this server (set WINMDM_ENTRA_TENANT_IDS)"
+            )
+        try:
+            jwt = token.data.decode("ascii").strip()
+        except UnicodeDecodeError:
+            raise AuthenticationFailed("the Entra token is not text") from None
+        identity = self._entra.verify(jwt, now)
+        return Identity(
+            kind=TokenKind.ENTRA_JWT,
+            username=identity.username,
+            tenant_id=identity.tenant_id,
+            entra_device_id=identity.device_id,
+            object_id=identity.object_id,
+        )

@@ -1,0 +1,337 @@
+"""The enrollment rules: discovery answer, policy terms, issuing and renewing device certificates.
+
+MS-MDE2 §3.1-3.4. Takes its stores, CA, clock and randomness as arguments (design.md §3).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from winmdm.domain.models import (
+    CertificateStatus,
+    DeviceCertificate,
+    Enrollment,
+    EnrollmentType,
+    Host,
+    MDMStatus,
+    NewEnrollment,
+    NewHost,
+)
+from winmdm.errors import AuthenticationFailed, AuthorizationFailed, MalformedMessage
+from winmdm.pki.ca import DeviceCA, der, random_serial, thumbprint_sha1
+from winmdm.pki.csr import parse_csr
+from winmdm.pki.renewal import parse_renewal_request
+from winmdm.protocol import digest
+from winmdm.protocol.discovery import AuthPolicy, DiscoverRequest, DiscoverResult, negotiate_version
+from winmdm.protocol.provisioning import (
+    DigestCredentials,
+    EnrollmentDocument,
+    PollSchedule,
+    RenewalTerms,
+    build_enrollment_document,
+    build_renewal_document,
+)
+from winmdm.protocol.soap import Security
+from winmdm.protocol.wstep import RequestSecurityToken, RequestType
+from winmdm.protocol.xcep import PolicyTerms
+from winmdm.services.authentication import Authenticator, Identity
+from winmdm.services.endpoints import Endpoints
+from winmdm.storage.protocols import Storage, Transaction
+
+log = logging.getLogger("winmdm.enrollment")
+
+# Highest EnrollmentVersion winmdm answers; clients asking more get this (MS-MDE2 §3.1.4.1.1.2).
+MAX_ENROLLMENT_VERSION = Decimal("5.0")
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentSettings:
+    provider_id: str = "winmdm"
+    server_name: str = "winmdm"
+    poll: PollSchedule = field(default_factory=PollSchedule)
+    certificate_lifetime: timedelta = timedelta(days=365)
+    renewal: RenewalTerms | None = field(default_factory=RenewalTerms)
+    min_key_size: int = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentOutcome:
+    document: bytes  # the WAP provisioning document
+    host: Host
+    enrollment: Enrollment
+    certificate: DeviceCertificate
+    created_host: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalOutcome:
+    document: bytes
+    certificate: DeviceCertificate
+
+
+class EnrollmentService:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        ca: DeviceCA,
+        authenticator: Authenticator,
+        endpoints: Endpoints,
+        settings: EnrollmentSettings,
+        clock: Callable[[], datetime],
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        serial_source: Callable[[], int] = random_serial,
+    ) -> None:
+        self._storage = storage
+        self._ca = ca
+        self._auth = authenticator
+        self._endpoints = endpoints
+        self._settings = settings
+        self._clock = clock
+        self._random = random_bytes
+        self._serial = serial_source
+        self._root_der = der(ca.certificate)
+        self._root_thumbprint = thumbprint_sha1(ca.certificate)
+
+    # -- discovery (MS-MDE2 §3.1) ----------------------------------------------------------
+    def discover(self, request: DiscoverRequest) -> DiscoverResult:
+        """Federated when offered (the Entra paths and the sign-in page), else OnPremise.
+
+        Entra sends its token whatever policy discovery named (protocol.md decision 3).
+        """
+        offered = request.auth_policies
+        if AuthPolicy.FEDERATED in offered or not offered:
+            policy, auth_url = AuthPolicy.FEDERATED, self._endpoints.authentication
+        elif AuthPolicy.ON_PREMISE in offered:
+            policy, auth_url = AuthPolicy.ON_PREMISE, None
+        else:
+            raise AuthorizationFailed(
+                "this server enrolls with a work account (Federated); certificate "
+                "authentication is not supported",
+                detail_type="NotSupported",
+            )
+        return DiscoverResult(
+            auth_policy=policy,
+            enrollment_version=negotiate_version(request.request_version, MAX_ENROLLMENT_VERSION),
+            enrollment_url=self._endpoints.enrollment,
+            policy_url=self._endpoints.policy,
+            authentication_url=auth_url,
+        )
+
+    # -- policy (MS-XCEP, MS-MDE2 §3.3) -----------------------------------------------------
+    def policy_terms(self, security: Security) -> PolicyTerms:
+        """The caller must hold the credential it will enroll with."""
+        self._auth.authenticate(security, self._clock())
+        lifetime = int(self._settings.certificate_lifetime.total_seconds())
+        renewal_days = self._settings.renewal.renew_period_days if self._settings.renewal else 0
+        return PolicyTerms(
+            common_name=f"{self._settings.server_name} device",
+            validity_seconds=lifetime,
+            renewal_seconds=renewal_days * 86400,
+            min_key_length=self._settings.min_key_size,
+        )
+
+    # -- enrollment (MS-WSTEP, MS-MDE2 §3.4) ------------------------------------------------
+    def request_token(self, rst: RequestSecurityToken) -> bytes:
+        """Answer an RST with the provisioning document, enrolling or renewing."""
+        if rst.request_type is RequestType.RENEW or rst.is_pkcs7:
+            return self.renew(rst).document
+        return self.enroll(rst).document
+
+    def enroll(self, rst: RequestSecurityToken) -> EnrollmentOutcome:
+        now = self._clock()
+        identity = self._auth.authenticate(rst.security, now)
+        ctx = rst.context
+        device_id = (ctx.get("DeviceID") or "").strip()
+        if not device_id or len(device_id) > 128:
+            raise MalformedMessage("the request's ContextItem DeviceID is missing or too long")
+        try:
+            enrollment_type = EnrollmentType.parse(ctx.get("EnrollmentType"))
+        except ValueError as exc:
+            raise MalformedMessage(str(exc)) from None
+        csr = parse_csr(rst.request, min_key_size=self._settings.min_key_size)
+        hw_dev_id = (ctx.get("HWDevID") or "").strip() or None
+        device_name = (ctx.get("DeviceName") or "").strip() or None
+        certificate = self._issue(csr.public_key, device_id, now)
+        secret = self._token(24)
+        credentials = DigestCredentials(
+            client_name=device_id,
+            client_secret=secret,
+            server_secret=self._token(24),
+            nonce=self._random(16),
+        )
+        with self._storage.transaction() as tx:
+            host, created = self._upsert_host(tx, identity, device_id, hw_dev_id, device_name, ctx, now)
+            tx.enrollments.deactivate_for_host(host.id)
+            enrollment = tx.enrollments.add(
+                NewEnrollment(
+                    host_id=host.id,
+                    device_id=device_id,
+                    hw_dev_id=hw_dev_id,
+                    enrollment_type=enrollment_type,
+                    not_in_oobe=ctx.get_bool("NotInOobe"),
+                    ux_initiated=ctx.get_bool("UXInitiated"),
+                    device_name=device_name,
+                    os_version=ctx.get("OSVersion") or None,
+                    os_edition=ctx.get("OSEdition") or None,
+                    domain_name=ctx.get("DomainName") or None,
+                    upn=identity.username,
+                    token_kind=identity.kind,
+                    context=ctx.items,
+                    dm_username=credentials.client_name,
+                    dm_password_digest=digest.credential_hash(credentials.client_name, secret),
+                    dm_server_secret=credentials.server_secret,
+                    dm_nonce=_b64(credentials.nonce),
+                    created_at=now,
+                )
+            )
+            # Re-enrollment replaces the certificate: the previous ones stop working now.
+            tx.certificates.revoke_active_for_host(host.id, now, "superseded by re-enrollment")
+            record = tx.certificates.add(self._record(certificate, host.id, enrollment.id, device_id, None))
+        log.info(
+            "enrolled device %s as host %s (%s, %s, new host: %s)",
+            device_id,
+            host.id,
+            enrollment_type.value,
+            identity.kind.value,
+            created,
+        )
+        document = build_enrollment_document(
+            EnrollmentDocument(
+                root_der=self._root_der,
+                root_thumbprint=self._root_thumbprint,
+                client_der=record.der,
+                client_thumbprint=record.thumbprint,
+                client_subject_cn=record.subject,
+                device_context=enrollment_type.device_context,
+                provider_id=self._settings.provider_id,
+                server_name=self._settings.server_name,
+                management_url=self._endpoints.management,
+                credentials=credentials,
+                poll=self._settings.poll,
+                upn=identity.username,
+                device_name=device_name,
+                ent_dm_id=host.uuid,
+                renewal=self._settings.renewal,
+            )
+        )
+        return EnrollmentOutcome(document, host, enrollment, record, created)
+
+    def _upsert_host(
+        self,
+        tx: Transaction,
+        identity: Identity,
+        device_id: str,
+        hw_dev_id: str | None,
+        device_name: str | None,
+        ctx,
+        now: datetime,
+    ) -> tuple[Host, bool]:
+        """A known host (same HWDevID or DeviceID) keeps its team; a new one lands in No team."""
+        known = tx.hosts.find_known(hw_dev_id=hw_dev_id, device_id=device_id)
+        if known is not None:
+            host = tx.hosts.record_enrollment(
+                known.id,
+                display_name=device_name or known.display_name,
+                hw_dev_id=hw_dev_id,
+                device_id=device_id,
+                os_version=ctx.get("OSVersion") or None,
+                os_edition=ctx.get("OSEdition") or None,
+                idp_username=identity.username,
+                mdm_status=MDMStatus.PENDING,
+                at=now,
+            )
+            return host, False
+        host = tx.hosts.create(
+            NewHost(
+                uuid=str(uuid.UUID(bytes=self._random(16), version=4)),
+                display_name=device_name or device_id,
+                hw_dev_id=hw_dev_id,
+                device_id=device_id,
+                os_version=ctx.get("OSVersion") or None,
+                os_edition=ctx.get("OSEdition") or None,
+                idp_username=identity.username,
+                created_at=now,
+            )
+        )
+        return host, True
+
+    # -- renewal (MS-WSTEP Renew, ROBO) ------------------------------------------------------
+    def renew(self, rst: RequestSecurityToken) -> RenewalOutcome:
+        """The PKCS#7 signed by the current certificate is the credential (protocol.md §3)."""
+        now = self._clock()
+        request = parse_renewal_request(rst.request, min_key_size=self._settings.min_key_size)
+        signer = request.signer
+        if not self._ca.issued_by_me(signer):
+            raise AuthenticationFailed(
+                "the renewal request is signed by a certificate this server did not issue"
+            )
+        serial = format(signer.serial_number, "x")
+        with self._storage.transaction() as tx:
+            current = tx.certificates.get(serial)
+            if current is None or current.status is not CertificateStatus.ACTIVE:
+                raise AuthenticationFailed(
+                    f"certificate {serial} is revoked or unknown; enroll this PC again",
+                )
+            if current.not_after <= now:
+                raise AuthorizationFailed(
+                    f"certificate {serial} expired on {current.not_after:%Y-%m-%d}; enroll this PC again",
+                    detail_type="NotEligibleToRenew",
+                )
+            enrollment = tx.enrollments.get(current.enrollment_id)
+            certificate = self._issue(request.csr.public_key, current.subject, now)
+            record = tx.certificates.add(
+                self._record(
+                    certificate, current.host_id, current.enrollment_id, current.subject, current.serial
+                )
+            )
+        log.info("renewed certificate %s -> %s for host %s", current.serial, record.serial, record.host_id)
+        device_context = enrollment is not None and enrollment.enrollment_type.device_context
+        document = build_renewal_document(
+            root_der=self._root_der,
+            root_thumbprint=self._root_thumbprint,
+            client_der=record.der,
+            client_thumbprint=record.thumbprint,
+            device_context=device_context,
+        )
+        return RenewalOutcome(document, record)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _issue(self, public_key: rsa.RSAPublicKey, subject: str, now: datetime):
+        return self._ca.issue_client_certificate(
+            public_key,
+            common_name=subject,
+            serial=self._serial(),
+            now=now,
+            lifetime=self._settings.certificate_lifetime,
+        )
+
+    def _record(self, cert, host_id: int, enrollment_id: int, subject: str, replaces: str | None):
+        return DeviceCertificate(
+            serial=format(cert.serial_number, "x"),
+            host_id=host_id,
+            enrollment_id=enrollment_id,
+            thumbprint=thumbprint_sha1(cert),
+            subject=subject,
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            der=der(cert),
+            status=CertificateStatus.ACTIVE,
+            replaces_serial=replaces,
+        )
+
+    def _token(self, n: int) -> str:
+        return _b64(self._random(n)).rstrip("=").replace("+", "-").replace("/", "_")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
