@@ -86,7 +86,9 @@ class CertificateStore(Protocol):
         """Revoke an active certificate; True when it was active."""
         ...
 
-    def revoke_active_for_host(self, host_id: int, at: datetime, reason: str, *, keep: str | None = None) -> int:
+    def revoke_active_for_host(
+        self, host_id: int, at: datetime, reason: str, *, keep: str | None = None
+    ) -> int:
         """Revoke every active certificate of the host except `keep`; returns how many."""
         ...
 

@@ -1,0 +1,157 @@
+"""Engines and migrations: turning `WINMDM_DATABASE_URL` into a ready database.
+
+One laptop process on SQLite or many processes sharing PostgreSQL (design.md §1), so SQLite is
+tuned for a few concurrent writers (WAL, busy timeout, BEGIN IMMEDIATE) and PostgreSQL migrations
+take an advisory lock so processes starting together do not race each other.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import OperationalError as SAOperationalError
+
+from winmdm.errors import ConfigError
+
+SETTING = "WINMDM_DATABASE_URL"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Any fixed 64-bit number: the PostgreSQL advisory lock that serialises concurrent migrations.
+_MIGRATION_LOCK_ID = 0x57494E4D444D  # "WINMDM"
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        parsed = sa.make_url(url)
+    except ArgumentError:
+        # The text may hold a password; say only what kind of thing is wrong.
+        raise ConfigError(
+            SETTING, "is not a database URL (expected sqlite:///… or postgresql://…)"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        # psycopg 3 is the driver we ship; `postgres://` is what many hosting providers hand out.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(SETTING, f"unsupported database {backend!r}: use sqlite or postgresql")
+    return parsed
+
+
+def _safe(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def create_engine_for(url: str) -> Engine:
+    """An Engine for a SQLite or PostgreSQL URL, configured the way winmdm needs it.
+
+    Nothing connects yet: `migrate` or the first transaction does, and connection failures there
+    become `ConfigError` (see `connect`).
+    """
+    parsed = _parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigError(SETTING, f"cannot use {_safe(parsed)}: {type(exc).__name__}") from None
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    if not in_memory:
+        path = Path(database).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                SETTING, f"cannot create the folder for {path}: {exc.strerror}"
+            ) from None
+    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (SQLAlchemy's documented
+        # recipe): pysqlite's implicit BEGIN breaks SAVEPOINT and transactional DDL.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, where busy_timeout waits for it. A deferred
+        # transaction that reads, then writes, fails at once with SQLITE_BUSY under WAL when
+        # another writer got in between; nearly every winmdm transaction writes.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def connect(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction; failure to connect becomes a `ConfigError`.
+
+    The message names the database without its password, and the driver's own reason.
+    """
+    try:
+        conn = engine.connect()
+    except SAOperationalError as exc:
+        raise ConfigError(SETTING, _connect_problem(engine.url, exc)) from None
+    with conn, conn.begin():
+        yield conn
+
+
+def _connect_problem(url: URL, exc: SAOperationalError) -> str:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unknown error"
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return f"cannot connect to {_safe(url)}: {reason}"
+
+
+def _alembic_config(conn: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = conn
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this code knows."""
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    head = script.get_current_head()
+    assert head is not None, "the migrations folder has no revisions"
+    return head
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest revision; a database already there is left alone."""
+    with connect(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            # Held until this transaction ends; a second process waits, then finds head.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        command.upgrade(_alembic_config(conn), "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at; None for a database never migrated."""
+    with connect(engine) as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,189 @@
+"""The database schema, one SQLAlchemy Core `MetaData` for SQLite and PostgreSQL.
+
+Alembic's revisions under `migrations/versions/` create exactly this; a test compares them, so a
+change here needs a new revision too. Types are chosen so both backends give back the same Python
+values: aware UTC datetimes, enum members, bytes, and JSON lists.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from winmdm.domain.models import CertificateStatus, EnrollmentType, MDMStatus, TokenKind
+
+# Fixed constraint names: Alembic migrations (and SQLite batch rebuilds) need names to refer to.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware datetimes, stored as UTC, always returned aware in UTC.
+
+    SQLite has no time zone type and SQLAlchemy's SQLite DateTime silently drops tzinfo, so values
+    are converted to UTC before storing and tagged UTC when read. Naive datetimes are refused: a
+    naive value in this code base is a bug (whose clock?), better caught at the write.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: winmdm stores aware datetimes only")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class StrEnumType(sa.TypeDecorator[enum.StrEnum]):
+    """A `StrEnum` stored as its string value in a plain VARCHAR.
+
+    Not a native PostgreSQL ENUM: adding a member would then need an ALTER TYPE migration, and
+    SQLite has none anyway. The CHECK constraints on the tables keep the values honest.
+    """
+
+    impl = sa.String(32)
+    cache_ok = True
+
+    def __init__(self, enum_class: type[enum.StrEnum]) -> None:
+        super().__init__()
+        self.enum_class = enum_class
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return self.enum_class(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> enum.StrEnum | None:
+        if value is None:
+            return None
+        return self.enum_class(value)
+
+
+def _values_check(column: str, enum_class: type[enum.StrEnum], name: str) -> sa.CheckConstraint:
+    values = ", ".join(f"'{member.value}'" for member in enum_class)
+    return sa.CheckConstraint(f"{column} IN ({values})", name=name)
+
+
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("name"),
+)
+
+hosts = sa.Table(
+    "hosts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(64), nullable=False),
+    sa.Column("display_name", sa.Text, nullable=False),
+    # Client-supplied identifiers are Text: a long value must not turn into a database error.
+    sa.Column("hw_dev_id", sa.Text, nullable=True),
+    sa.Column("device_id", sa.Text, nullable=True),
+    sa.Column("serial", sa.Text, nullable=True),
+    sa.Column(
+        "team_id", sa.Integer, sa.ForeignKey("teams.id", ondelete="SET NULL"), nullable=True
+    ),
+    sa.Column("mdm_status", StrEnumType(MDMStatus), nullable=False),
+    sa.Column("os_version", sa.Text, nullable=True),
+    sa.Column("os_edition", sa.Text, nullable=True),
+    sa.Column("idp_username", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=True),
+    _values_check("mdm_status", MDMStatus, "mdm_status"),
+    sa.Index(None, "uuid", unique=True),
+    sa.Index(None, "hw_dev_id"),
+    sa.Index(None, "device_id"),
+    sa.Index(None, "serial"),
+    sa.Index(None, "team_id"),
+)
+
+enrollments = sa.Table(
+    "enrollments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("device_id", sa.Text, nullable=False),
+    sa.Column("hw_dev_id", sa.Text, nullable=True),
+    sa.Column("enrollment_type", StrEnumType(EnrollmentType), nullable=False),
+    sa.Column("not_in_oobe", sa.Boolean, nullable=True),
+    sa.Column("ux_initiated", sa.Boolean, nullable=True),
+    sa.Column("device_name", sa.Text, nullable=True),
+    sa.Column("os_version", sa.Text, nullable=True),
+    sa.Column("os_edition", sa.Text, nullable=True),
+    sa.Column("domain_name", sa.Text, nullable=True),
+    sa.Column("upn", sa.Text, nullable=True),
+    sa.Column("token_kind", StrEnumType(TokenKind), nullable=False),
+    # A JSON list of [name, value] pairs: keeps order and repeated names (MAC, IMEI).
+    sa.Column("context", sa.JSON, nullable=False),
+    # NewEnrollment.extra: not on the domain Enrollment yet, kept so nothing sent is lost.
+    sa.Column("extra", sa.JSON, nullable=False),
+    sa.Column("dm_username", sa.Text, nullable=False),
+    sa.Column("dm_password_digest", sa.Text, nullable=False),
+    sa.Column("dm_server_secret", sa.Text, nullable=False),
+    sa.Column("dm_nonce", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    _values_check("enrollment_type", EnrollmentType, "enrollment_type"),
+    _values_check("token_kind", TokenKind, "token_kind"),
+    sa.Index(None, "host_id", "active"),
+)
+
+device_certificates = sa.Table(
+    "device_certificates",
+    metadata,
+    # A surrogate key gives "then insertion" order for certificates with the same not_before.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("serial", sa.String(64), nullable=False),
+    sa.Column(
+        "host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column(
+        "enrollment_id",
+        sa.Integer,
+        sa.ForeignKey("enrollments.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("thumbprint", sa.String(64), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("not_before", UTCDateTime, nullable=False),
+    sa.Column("not_after", UTCDateTime, nullable=False),
+    sa.Column("der", sa.LargeBinary, nullable=False),
+    sa.Column("status", StrEnumType(CertificateStatus), nullable=False),
+    sa.Column("replaces_serial", sa.String(64), nullable=True),
+    sa.Column("first_used_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_reason", sa.Text, nullable=True),
+    _values_check("status", CertificateStatus, "status"),
+    sa.Index(None, "serial", unique=True),
+    sa.Index(None, "host_id"),
+    sa.Index(None, "enrollment_id"),
+)
