@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
-from vectors import SCHEMAS, family, vector
+from tests.vectors import SCHEMAS, family, vector
 from winmdm.protocol import discovery, soap, xml
 from winmdm.protocol.discovery import AuthPolicy, DiscoverResult
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from lxml import etree
 
-from vectors import SCHEMAS, family, vector
+from tests.vectors import SCHEMAS, family, vector
 from winmdm.errors import HostileInput, InvalidSecurity, MalformedMessage
 from winmdm.protocol import namespaces as ns
 from winmdm.protocol import provisioning, soap, wstep, xcep, xml

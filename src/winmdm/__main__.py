@@ -1,0 +1,3 @@
+from winmdm.cli.main import main
+
+main()

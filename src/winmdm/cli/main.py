@@ -1,0 +1,97 @@
+"""The `winmdm` command. Errors are one line on stderr with a meaningful exit code."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from winmdm import __version__
+from winmdm.config import SETTINGS, load_config
+from winmdm.errors import WinMDMError
+
+EXIT_CONFIG = 2
+EXIT_FAILURE = 1
+
+
+@click.group()
+@click.version_option(__version__, prog_name="winmdm")
+def cli() -> None:
+    """winmdm: a Windows device-management (MDM) server."""
+
+
+@cli.command()
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")
+def serve(config_file: Path | None) -> None:
+    """Run the server (settings: WINMDM_* variables or --config; see docs/configuration.md)."""
+    from winmdm.runtime import build
+    from winmdm.web.server import serve as run_server
+
+    try:
+        config = load_config(os.environ, config_file)
+        logging.basicConfig(
+            level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        runtime = build(config)
+    except WinMDMError as exc:
+        click.echo(f"winmdm: {exc.message}", err=True)
+        sys.exit(EXIT_CONFIG)
+    _welcome(runtime)
+    run_server(runtime)
+
+
+@cli.command("settings")
+def list_settings() -> None:
+    """List every setting, its environment variable and default."""
+    console = Console()
+    for s in SETTINGS:
+        console.print(f"[bold]{s.env}[/bold] ({s.key}) default {s.default}\n    {s.help}")
+
+
+def _welcome(runtime) -> None:
+    cfg, ep = runtime.config, runtime.endpoints
+    console = Console(stderr=True)
+    first = "first start: created" if runtime.ca_created else "reusing"
+    console.print(f"[bold]winmdm {__version__}[/bold] ({first} {cfg.data_dir})")
+    console.print(f"  database      {_safe_url(cfg.database_url)} (schema {runtime.schema_revision})")
+    console.print(f"  device CA     {runtime.ca_path}")
+    console.print(f"  listening on  https://{cfg.listen_host}:{cfg.listen_port}")
+    console.print(f"  discovery URL {ep.discovery}")
+    if runtime.tls.dev_ca is not None:
+        console.print(
+            f"  TLS           development certificate for {cfg.server_host}. Windows must trust its "
+            f"root before it can enroll:\n                certutil -addstore Root {runtime.tls.dev_ca}\n"
+            "                (or set WINMDM_TLS_CERT and WINMDM_TLS_KEY to a publicly trusted certificate)"
+        )
+    if not cfg.entra_tenant_ids:
+        console.print(
+            "  Entra         not configured: set WINMDM_ENTRA_TENANT_IDS (and WINMDM_ENTRA_AUDIENCES) "
+            "and register winmdm's discovery URL as the MDM application's discovery URL in Entra"
+        )
+    else:
+        console.print(f"  Entra         tenants {', '.join(cfg.entra_tenant_ids)}")
+    console.print(
+        "Next: on a Windows PC, Settings > Accounts > Access work or school > Connect, "
+        f"or enter {ep.discovery} as the server address."
+    )
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""winmdm's settings: `WINMDM_*` environment variables and, equally, a TOML file.
+
+Every setting is listed once in SETTINGS and documented in docs/configuration.md (a test keeps the
+two in step). The environment wins over the file. A bad value stops the server with one line
+naming the setting and what is wrong (ConfigError).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from winmdm.errors import ConfigError
+from winmdm.protocol.provisioning import PollSchedule
+
+MICROSOFT_JWKS_URL = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    key: str  # TOML key; the environment variable is WINMDM_<KEY>
+    default: str  # as documented
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "WINMDM_" + self.key.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "./winmdm-data", "Folder for the database, the device CA and the dev TLS files."),
+    Setting("database_url", "sqlite:///<data_dir>/winmdm.db", "SQLite file or postgresql:// URL."),
+    Setting("server_url", "https://localhost:8443", "Public https base URL Windows reaches winmdm at."),
+    Setting("listen", "<server_url's port, on 127.0.0.1 or 0.0.0.0>", "host:port to listen on."),
+    Setting("tls_cert", "(dev certificate)", "PEM server certificate chain; with tls_key."),
+    Setting("tls_key", "(dev key)", "PEM private key of tls_cert."),
+    Setting("entra_tenant_ids", "(none)", "Comma-separated Entra tenant ids allowed to enroll."),
+    Setting("entra_jwks_url", MICROSOFT_JWKS_URL, "JWKS of the Entra signing keys (http only on loopback)."),
+    Setting(
+        "entra_audiences", "<server_url>", "Comma-separated accepted token audiences (App ID URI, client id)."
+    ),
+    Setting("poll_schedule", "3x5,15x8,480", "DMClient poll schedule: MINxCOUNT,MINxCOUNT,MIN."),
+    Setting("certificate_days", "365", "Lifetime of issued device certificates, in days."),
+    Setting("renewal_days", "42", "Days before expiry when Windows renews its certificate."),
+    Setting("max_body_bytes", "1048576", "Largest request body accepted on the device endpoints."),
+    Setting("organization", "winmdm", "Name shown to users and used in certificate names."),
+    Setting("log_level", "info", "debug, info, warning or error."),
+)
+_KEYS = {s.key for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path
+    database_url: str
+    server_url: str
+    server_host: str
+    listen_host: str
+    listen_port: int
+    tls_cert: Path | None
+    tls_key: Path | None
+    entra_tenant_ids: tuple[str, ...]
+    entra_jwks_url: str
+    entra_audiences: tuple[str, ...]
+    poll_schedule: PollSchedule
+    certificate_days: int
+    renewal_days: int
+    max_body_bytes: int
+    organization: str
+    log_level: str
+
+
+def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Config:
+    raw = _read_file(config_file) if config_file else {}
+    for setting in SETTINGS:
+        if setting.env in env and env[setting.env].strip() != "":
+            raw[setting.key] = env[setting.env]
+    get = raw.get
+
+    data_dir = Path(str(get("data_dir", "./winmdm-data"))).expanduser().resolve()
+    server_url, server_host, server_port = _server_url(str(get("server_url", "https://localhost:8443")))
+    loopback = _is_loopback(server_host)
+    listen_host, listen_port = _listen(
+        str(get("listen", f"{'127.0.0.1' if loopback else '0.0.0.0'}:{server_port}"))
+    )
+    database_url = str(get("database_url", f"sqlite:///{data_dir / 'winmdm.db'}"))
+    if not database_url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")):
+        raise ConfigError("WINMDM_DATABASE_URL", "must be a sqlite:/// or postgresql:// URL")
+    tls_cert, tls_key = _path(get("tls_cert"), "tls_cert"), _path(get("tls_key"), "tls_key")
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("WINMDM_TLS_CERT", "set WINMDM_TLS_CERT and WINMDM_TLS_KEY together, or neither")
+    tenants = tuple(t.lower() for t in _list(get("entra_tenant_ids", "")))
+    for tenant in tenants:
+        if not _GUID.match(tenant):
+            raise ConfigError("WINMDM_ENTRA_TENANT_IDS", f"{tenant!r} is not a tenant id (a GUID)")
+    jwks_url = str(get("entra_jwks_url", MICROSOFT_JWKS_URL))
+    _check_jwks_url(jwks_url)
+    audiences = _list(get("entra_audiences", "")) or (server_url,)
+    try:
+        poll = PollSchedule.parse(str(get("poll_schedule", "3x5,15x8,480")))
+    except ValueError as exc:
+        raise ConfigError("WINMDM_POLL_SCHEDULE", str(exc)) from None
+    certificate_days = _int(get("certificate_days", 365), "certificate_days", 1, 3650)
+    renewal_days = _int(get("renewal_days", 42), "renewal_days", 1, 3650)
+    if renewal_days >= certificate_days:
+        raise ConfigError("WINMDM_RENEWAL_DAYS", "must be fewer than WINMDM_CERTIFICATE_DAYS")
+    log_level = str(get("log_level", "info")).lower()
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError("WINMDM_LOG_LEVEL", "must be debug, info, warning or error")
+    organization = str(get("organization", "winmdm")).strip()
+    if not organization or len(organization) > 64:
+        raise ConfigError("WINMDM_ORGANIZATION", "must be 1 to 64 characters")
+    return Config(
+        data_dir=data_dir,
+        database_url=database_url,
+        server_url=server_url,
+        server_host=server_host,
+        listen_host=listen_host,
+        listen_port=listen_port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        entra_tenant_ids=tenants,
+        entra_jwks_url=jwks_url,
+        entra_audiences=tuple(audiences),
+        poll_schedule=poll,
+        certificate_days=certificate_days,
+        renewal_days=renewal_days,
+        max_body_bytes=_int(get("max_body_bytes", 1048576), "max_body_bytes", 16 * 1024, 64 * 1024 * 1024),
+        organization=organization,
+        log_level=log_level,
+    )
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("--config", f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("--config", f"{path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+    section = data.get("winmdm", data)
+    unknown = sorted(set(section) - _KEYS)
+    if unknown:
+        raise ConfigError("--config", f"{path}: unknown setting {unknown[0]!r}")
+    return {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in section.items()}
+
+
+def _server_url(value: str) -> tuple[str, str, int]:
+    parts = urlsplit(value.strip())
+    if parts.scheme != "https":
+        raise ConfigError(
+            "WINMDM_SERVER_URL", f"{value!r} must start with https:// (Windows enrolls only over HTTPS)"
+        )
+    if not parts.hostname or parts.query or parts.fragment or parts.username:
+        raise ConfigError("WINMDM_SERVER_URL", f"{value!r} must be a plain https://host[:port] URL")
+    try:
+        port = parts.port or 443
+    except ValueError:
+        raise ConfigError("WINMDM_SERVER_URL", f"{value!r} has an invalid port") from None
+    return value.strip().rstrip("/"), parts.hostname, port
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("WINMDM_LISTEN", f"{value!r} must be host:port, e.g. 0.0.0.0:443")
+    return host.strip("[]"), int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_jwks_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        return
+    raise ConfigError("WINMDM_ENTRA_JWKS_URL", f"{url!r} must be https (plain http only on loopback)")
+
+
+def _path(value: Any, key: str) -> Path | None:
+    if value in (None, ""):
+        return None
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise ConfigError("WINMDM_" + key.upper(), f"{path} does not exist or is not a file")
+    return path
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    return tuple(v.strip() for v in str(value).split(",") if v.strip())
+
+
+def _int(value: Any, key: str, low: int, high: int, convert: Callable[[Any], int] = int) -> int:
+    try:
+        number = convert(value)
+    except (TypeError, ValueError):
+        raise ConfigError("WINMDM_" + key.upper(), f"{value!r} is not a whole number") from None
+    if not low <= number <= high:
+        raise ConfigError("WINMDM_" + key.upper(), f"must be between {low} and {high}, got {number}")
+    return number

@@ -1,0 +1,110 @@
+"""Builds a running winmdm from its Config: the first start creates, later starts reuse.
+
+The composition root: storage, device CA, TLS material, identity verification and services.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from winmdm.config import Config
+from winmdm.idp.entra import EntraVerifier
+from winmdm.idp.jwks import JWKSCache
+from winmdm.pki.ca import DeviceCA
+from winmdm.pki.tls import ensure_dev_tls
+from winmdm.protocol.provisioning import RenewalTerms
+from winmdm.services.authentication import Authenticator
+from winmdm.services.certificates import DeviceCertificates
+from winmdm.services.endpoints import Endpoints
+from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
+from winmdm.storage.database import create_engine_for, current_revision, migrate
+from winmdm.storage.protocols import Storage
+from winmdm.storage.sql import SQLStorage
+
+log = logging.getLogger("winmdm")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class TLSFiles:
+    cert: Path
+    key: Path
+    dev_ca: Path | None  # the dev root to trust, when winmdm made the certificate
+    created: bool
+
+
+@dataclass
+class Runtime:
+    config: Config
+    storage: Storage
+    ca: DeviceCA
+    ca_path: Path
+    ca_created: bool
+    tls: TLSFiles
+    endpoints: Endpoints
+    enrollment: EnrollmentService
+    certificates: DeviceCertificates
+    schema_revision: str | None
+
+    def close(self) -> None:
+        self.storage.close()
+
+
+def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: bool = True) -> Runtime:
+    """Create or reuse the data dir, database schema, device CA and TLS files."""
+    now = clock()
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = create_engine_for(config.database_url)
+    migrate(engine)
+    storage = SQLStorage(engine)
+    ca, ca_created = DeviceCA.load_or_create(
+        config.data_dir, common_name=f"{config.organization} Device CA", now=now
+    )
+    tls = _tls(config, now) if with_tls else TLSFiles(Path(), Path(), None, False)
+    endpoints = Endpoints.from_server_url(config.server_url)
+    verifier = None
+    if config.entra_tenant_ids:
+        verifier = EntraVerifier(
+            config.entra_tenant_ids, config.entra_audiences, JWKSCache(config.entra_jwks_url)
+        )
+    settings = EnrollmentSettings(
+        provider_id="winmdm",
+        server_name=config.organization,
+        poll=config.poll_schedule,
+        certificate_lifetime=timedelta(days=config.certificate_days),
+        renewal=RenewalTerms(renew_period_days=config.renewal_days),
+    )
+    enrollment = EnrollmentService(
+        storage=storage,
+        ca=ca,
+        authenticator=Authenticator(verifier),
+        endpoints=endpoints,
+        settings=settings,
+        clock=clock,
+    )
+    return Runtime(
+        config=config,
+        storage=storage,
+        ca=ca,
+        ca_path=config.data_dir / "device-ca.crt",
+        ca_created=ca_created,
+        tls=tls,
+        endpoints=endpoints,
+        enrollment=enrollment,
+        certificates=DeviceCertificates(storage=storage, ca=ca, clock=clock),
+        schema_revision=current_revision(engine),
+    )
+
+
+def _tls(config: Config, now: datetime) -> TLSFiles:
+    if config.tls_cert and config.tls_key:
+        return TLSFiles(config.tls_cert, config.tls_key, None, False)
+    dev = ensure_dev_tls(config.data_dir / "tls", config.server_host, now=now)
+    return TLSFiles(dev.cert_path, dev.key_path, dev.ca_cert_path, dev.created)

@@ -1,0 +1,28 @@
+"""The ASGI application: the only place HTTP meets winmdm's services."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from winmdm.runtime import Runtime
+from winmdm.web import enrollment_routes
+
+
+async def health(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse("The server failed unexpectedly; the error was logged.", status_code=500)
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    app = Starlette(
+        routes=[Route("/healthz", health, methods=["GET"]), *enrollment_routes.routes()],
+        exception_handlers={500: _server_error},
+    )
+    app.state.runtime = runtime
+    return app
