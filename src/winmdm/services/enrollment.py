@@ -152,7 +152,7 @@ class EnrollmentService:
         identity = self._auth.authenticate(rst.security, now)
         ctx = rst.context
         device_id = (ctx.get("DeviceID") or "").strip()
-        if not device_id or len(device_id) > 128:
+        if not device_id or len(device_id) > 64:
             raise MalformedMessage("the request's ContextItem DeviceID is missing or too long")
         try:
             enrollment_type = EnrollmentType.parse(ctx.get("EnrollmentType"))
