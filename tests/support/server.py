@@ -74,7 +74,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str], *, timeout: float = 
     log_path = data_dir.parent / f"server-{port}.log"
     log_file = log_path.open("wb")
     process = subprocess.Popen(
-        winmdm_command() + ["serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT
+        [*winmdm_command(), "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT
     )
     server = RunningServer(process, url, data_dir, env, log_path)
     deadline = time.monotonic() + timeout

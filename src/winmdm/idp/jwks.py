@@ -81,9 +81,7 @@ class JWKSCache:
         self._last_failure: str | None = None
 
     @classmethod
-    def from_jwks(
-        cls, jwks: Mapping[str, Any], *, setting: str = PINNED_JWKS_SETTING
-    ) -> JWKSCache:
+    def from_jwks(cls, jwks: Mapping[str, Any], *, setting: str = PINNED_JWKS_SETTING) -> JWKSCache:
         """A cache holding pinned keys only, for air-gapped installs: it never uses the network.
 
         ``setting`` names where the document came from, for the :class:`ConfigError` raised when
@@ -179,10 +177,7 @@ class JWKSCache:
         Returns whether a fetch happened. A failed fetch raises :class:`UpstreamUnavailable`;
         within the interval after a failure, a ``required`` refresh raises it again at once.
         """
-        recent = (
-            self._last_attempt is not None
-            and now - self._last_attempt < self._min_refresh_interval
-        )
+        recent = self._last_attempt is not None and now - self._last_attempt < self._min_refresh_interval
         if recent:
             if required and self._last_failure is not None:
                 raise UpstreamUnavailable(
@@ -213,13 +208,9 @@ class JWKSCache:
         try:
             response = self._client.get(url, timeout=self._timeout)
         except httpx.TimeoutException:
-            raise UpstreamUnavailable(
-                f"{what}: no answer within {self._timeout:g} s"
-            ) from None
+            raise UpstreamUnavailable(f"{what}: no answer within {self._timeout:g} s") from None
         except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(
-                f"{what}: {type(exc).__name__}: {exc or 'connection failed'}"
-            ) from None
+            raise UpstreamUnavailable(f"{what}: {type(exc).__name__}: {exc or 'connection failed'}") from None
         if response.status_code != 200:
             raise UpstreamUnavailable(
                 f"{what}: the server answered HTTP {response.status_code}, expected 200"
@@ -257,9 +248,7 @@ def _check_url(url: str) -> None:
             f"{url!r} uses plain http to a host that is not loopback; the signing keys decide who "
             "may enroll, so use https (http is allowed only for 127.0.0.1, ::1 and localhost)",
         )
-    raise ConfigError(
-        JWKS_URL_SETTING, f"{url!r} must be an https:// URL (scheme {parts.scheme!r})"
-    )
+    raise ConfigError(JWKS_URL_SETTING, f"{url!r} must be an https:// URL (scheme {parts.scheme!r})")
 
 
 def _is_loopback(host: str) -> bool:

@@ -37,9 +37,7 @@ def _parse_url(url: str) -> URL:
         parsed = sa.make_url(url)
     except ArgumentError:
         # The text may hold a password; say only what kind of thing is wrong.
-        raise ConfigError(
-            SETTING, "is not a database URL (expected sqlite:///… or postgresql://…)"
-        ) from None
+        raise ConfigError(SETTING, "is not a database URL (expected sqlite:///… or postgresql://…)") from None
     if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
         # psycopg 3 is the driver we ship; `postgres://` is what many hosting providers hand out.
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -76,9 +74,7 @@ def _sqlite_engine(url: URL) -> Engine:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(
-                SETTING, f"cannot create the folder for {path}: {exc.strerror}"
-            ) from None
+            raise ConfigError(SETTING, f"cannot create the folder for {path}: {exc.strerror}") from None
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")

@@ -106,9 +106,7 @@ hosts = sa.Table(
     sa.Column("hw_dev_id", sa.Text, nullable=True),
     sa.Column("device_id", sa.Text, nullable=True),
     sa.Column("serial", sa.Text, nullable=True),
-    sa.Column(
-        "team_id", sa.Integer, sa.ForeignKey("teams.id", ondelete="SET NULL"), nullable=True
-    ),
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id", ondelete="SET NULL"), nullable=True),
     sa.Column("mdm_status", StrEnumType(MDMStatus), nullable=False),
     sa.Column("os_version", sa.Text, nullable=True),
     sa.Column("os_edition", sa.Text, nullable=True),
@@ -128,9 +126,7 @@ enrollments = sa.Table(
     "enrollments",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column(
-        "host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False
-    ),
+    sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
     sa.Column("device_id", sa.Text, nullable=False),
     sa.Column("hw_dev_id", sa.Text, nullable=True),
     sa.Column("enrollment_type", StrEnumType(EnrollmentType), nullable=False),
@@ -163,9 +159,7 @@ device_certificates = sa.Table(
     # A surrogate key gives "then insertion" order for certificates with the same not_before.
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("serial", sa.String(64), nullable=False),
-    sa.Column(
-        "host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False
-    ),
+    sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
     sa.Column(
         "enrollment_id",
         sa.Integer,

@@ -218,9 +218,7 @@ class SQLEnrollmentStore:
         return _enrollment(row._mapping)
 
     def get(self, enrollment_id: int) -> Enrollment | None:
-        row = self._conn.execute(
-            enrollments.select().where(enrollments.c.id == enrollment_id)
-        ).one_or_none()
+        row = self._conn.execute(enrollments.select().where(enrollments.c.id == enrollment_id)).one_or_none()
         return None if row is None else _enrollment(row._mapping)
 
     def active_for_host(self, host_id: int) -> Enrollment | None:

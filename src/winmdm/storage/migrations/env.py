@@ -29,9 +29,7 @@ def _run(connection: Connection) -> None:
 
 
 def _url() -> str | None:
-    return context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
-        "sqlalchemy.url"
-    )
+    return context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
 
 
 def run_offline() -> None:

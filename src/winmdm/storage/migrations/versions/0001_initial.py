@@ -50,9 +50,7 @@ def upgrade() -> None:
         sa.Column("created_at", _aware(), nullable=False),
         sa.Column("updated_at", _aware(), nullable=False),
         sa.Column("last_seen_at", _aware(), nullable=True),
-        sa.CheckConstraint(
-            "mdm_status IN ('pending', 'on', 'off')", name=op.f("ck_hosts_mdm_status")
-        ),
+        sa.CheckConstraint("mdm_status IN ('pending', 'on', 'off')", name=op.f("ck_hosts_mdm_status")),
         sa.ForeignKeyConstraint(
             ["team_id"],
             ["teams.id"],
@@ -94,9 +92,7 @@ def upgrade() -> None:
             "enrollment_type IN ('Full', 'Device', 'Lite')",
             name=op.f("ck_enrollments_enrollment_type"),
         ),
-        sa.CheckConstraint(
-            "token_kind IN ('entra_jwt', 'renewal')", name=op.f("ck_enrollments_token_kind")
-        ),
+        sa.CheckConstraint("token_kind IN ('entra_jwt', 'renewal')", name=op.f("ck_enrollments_token_kind")),
         sa.ForeignKeyConstraint(
             ["host_id"],
             ["hosts.id"],
@@ -105,9 +101,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_enrollments")),
     )
-    op.create_index(
-        op.f("ix_enrollments_host_id_active"), "enrollments", ["host_id", "active"]
-    )
+    op.create_index(op.f("ix_enrollments_host_id_active"), "enrollments", ["host_id", "active"])
 
     op.create_table(
         "device_certificates",
@@ -125,9 +119,7 @@ def upgrade() -> None:
         sa.Column("first_used_at", _aware(), nullable=True),
         sa.Column("revoked_at", _aware(), nullable=True),
         sa.Column("revoked_reason", sa.Text(), nullable=True),
-        sa.CheckConstraint(
-            "status IN ('active', 'revoked')", name=op.f("ck_device_certificates_status")
-        ),
+        sa.CheckConstraint("status IN ('active', 'revoked')", name=op.f("ck_device_certificates_status")),
         sa.ForeignKeyConstraint(
             ["host_id"],
             ["hosts.id"],
@@ -142,13 +134,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_device_certificates")),
     )
-    op.create_index(
-        op.f("ix_device_certificates_serial"), "device_certificates", ["serial"], unique=True
-    )
+    op.create_index(op.f("ix_device_certificates_serial"), "device_certificates", ["serial"], unique=True)
     op.create_index(op.f("ix_device_certificates_host_id"), "device_certificates", ["host_id"])
-    op.create_index(
-        op.f("ix_device_certificates_enrollment_id"), "device_certificates", ["enrollment_id"]
-    )
+    op.create_index(op.f("ix_device_certificates_enrollment_id"), "device_certificates", ["enrollment_id"])
 
 
 def downgrade() -> None:
