@@ -273,7 +273,7 @@ def test_renewal_keeps_host_and_replaces_the_certificate_on_first_use(
 
 
 def test_renewal_refusals(service, token, clock, device_ca) -> None:
-    outcome, cert, key = _enrolled(service, token)
+    _outcome, cert, key = _enrolled(service, token)
     new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     # A certificate from another CA.
     stranger_ca = DeviceCA.generate("Stranger", clock.now - timedelta(days=1))
@@ -290,14 +290,14 @@ def test_renewal_refusals(service, token, clock, device_ca) -> None:
     clock.advance(timedelta(days=-400))
     # Revoked by re-enrollment of the same device.
     device = WindowsDevice()
-    first, first_cert, first_key = _enrolled(service, token, device)
+    _first, first_cert, first_key = _enrolled(service, token, device)
     _enrolled(service, token, device)
     with pytest.raises(AuthenticationFailed, match="revoked"):
         service.renew(_renewal(first_cert, first_key, new_key))
 
 
 def test_certificate_checks(certificates, service, token, clock, device_ca) -> None:
-    outcome, cert, _ = _enrolled(service, token)
+    _outcome, cert, _ = _enrolled(service, token)
     clock.advance(timedelta(days=366))
     with pytest.raises(AuthenticationFailed, match="not valid"):
         certificates.authenticate(cert)
