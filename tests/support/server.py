@@ -63,7 +63,9 @@ def _ssl_context(ca: Path):
     return ssl.create_default_context(cafile=str(ca))
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str], *, timeout: float = 30) -> RunningServer:
+def start_server(
+    data_dir: Path, extra_env: dict[str, str], *, timeout: float = 60, command: list[str] | None = None
+) -> RunningServer:
     port = free_port()
     url = f"https://localhost:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WINMDM_")}
@@ -71,10 +73,11 @@ def start_server(data_dir: Path, extra_env: dict[str, str], *, timeout: float = 
         {"WINMDM_DATA_DIR": str(data_dir), "WINMDM_SERVER_URL": url, "WINMDM_LISTEN": f"127.0.0.1:{port}"}
     )
     env.update(extra_env)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"server-{port}.log"
     log_file = log_path.open("wb")
     process = subprocess.Popen(
-        [*winmdm_command(), "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT
+        command or [*winmdm_command(), "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT
     )
     server = RunningServer(process, url, data_dir, env, log_path)
     deadline = time.monotonic() + timeout
