@@ -55,6 +55,10 @@ class EnrollmentServerError(WinMDMError):
     """The server could not complete the enrollment, e.g. storage failed (s:EnrollmentServer)."""
 
 
+class Conflict(WinMDMError):
+    """The change clashes with what exists (a duplicate name, a state that forbids it)."""
+
+
 class NotFound(WinMDMError):
     """The thing asked for does not exist."""
 

@@ -19,6 +19,14 @@ from winmdm.domain.models import (
     NewEnrollment,
     NewHost,
 )
+from winmdm.storage.management_protocols import (
+    ActivityStore,
+    AgentStore,
+    CommandQueue,
+    InventoryStore,
+    ProfileStore,
+    SessionStore,
+)
 
 
 class HostStore(Protocol):
@@ -68,6 +76,14 @@ class EnrollmentStore(Protocol):
         """Oldest first."""
         ...
 
+    def set_nonce(self, enrollment_id: int, nonce: str) -> None:
+        """The base64 nonce the device must use for its next OMA-DM Cred (renewed every session)."""
+        ...
+
+    def find_active_by_device_id(self, device_id: str) -> Enrollment | None:
+        """The active enrollment whose DeviceID this is (the SyncML Source LocURI)."""
+        ...
+
 
 class CertificateStore(Protocol):
     def add(self, cert: DeviceCertificate) -> DeviceCertificate: ...
@@ -97,6 +113,13 @@ class Transaction(Protocol):
     hosts: HostStore
     enrollments: EnrollmentStore
     certificates: CertificateStore
+    # Management (storage/management_protocols.py).
+    inventory: InventoryStore
+    sessions: SessionStore
+    commands: CommandQueue
+    profiles: ProfileStore
+    agent: AgentStore
+    activities: ActivityStore
 
 
 class Storage(Protocol):

@@ -1,0 +1,169 @@
+"""What winmdm keeps about managing a device over OMA-DM (MS-MDM): sessions, the command queue,
+inventory, profiles, the agent package and activities."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class CommandKind(enum.StrEnum):
+    RAW = "raw"  # an admin's own SyncML
+    INVENTORY = "inventory"  # Get of DevDetail after the first session
+    PROFILE = "profile"
+    PROFILE_VERIFY = "profile_verify"
+    PROFILE_REMOVE = "profile_remove"
+    AGENT_INSTALL = "agent_install"
+    AGENT_STATUS = "agent_status"
+    REBOOT = "reboot"
+    WIPE = "wipe"
+    WIPE_PROTECTED = "wipe_protected"
+    UNENROLL = "unenroll"
+
+
+class CommandState(enum.StrEnum):
+    """PENDING: not delivered yet (or its session broke before the device answered).
+    SENT: delivered in a session, awaiting the device's Status. DONE: the device answered."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    id: int
+    uuid: str
+    kind: CommandKind
+    payload: str  # one SyncML command element (Add, Replace, Get, Exec, Delete, Atomic, Sequence)
+    created_at: datetime
+    actor: str | None = None
+    # What the command is about (profile id, LocURIs to verify, ...), for the rules that read replies.
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandReply:
+    """One Status (and its Results items) the device sent for a command or one of its children."""
+
+    cmd_ref: int
+    cmd: str
+    code: int | None
+    items: tuple[tuple[str, str | None], ...] = ()  # (LocURI, data) from Results
+
+
+@dataclass(frozen=True, slots=True)
+class HostCommand:
+    host_id: int
+    command: Command
+    state: CommandState
+    session_id: str | None = None
+    msg_id: int | None = None
+    cmd_ids: tuple[int, ...] = ()  # the CmdIDs this command and its children had when sent
+    status_code: int | None = None  # the top-level command's Status
+    replies: tuple[CommandReply, ...] = ()
+    raw_reply: str | None = None  # the device's Status/Results elements as received
+    attempts: int = 0
+    queued_at: datetime | None = None
+    sent_at: datetime | None = None
+    done_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MDMSession:
+    """An OMA-DM session in progress, stored so any instance can take the next message."""
+
+    host_id: int
+    session_id: str
+    client_msg_id: int  # the last client MsgID answered
+    server_msg_id: int  # the last server MsgID sent
+    last_response: bytes | None  # replayed when the device retries the same MsgID
+    authenticated: bool
+    # Outgoing: command uuids already placed in this session, keyed "msgid:cmdid".
+    sent: dict[str, str] = field(default_factory=dict)
+    # Outgoing chunks of a large item still to send (MoreData), as built SyncML commands.
+    pending_chunks: tuple[str, ...] = ()
+    # Incoming chunked item being assembled: {"cmd": ..., "loc_uri": ..., "data": ...}.
+    incoming: dict[str, Any] | None = None
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """DevInfo (package 1) and DevDetail (winmdm's first Get)."""
+
+    manufacturer: str | None = None
+    model: str | None = None
+    os_version: str | None = None
+    serial: str | None = None
+    device_name: str | None = None
+    language: str | None = None
+    dm_version: str | None = None
+
+
+class ProfileStatus(enum.StrEnum):
+    PENDING = "pending"
+    VERIFYING = "verifying"
+    VERIFIED = "verified"
+    FAILED = "failed"
+    REMOVING = "removing"
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    id: int
+    team_id: int | None  # None is No team
+    name: str
+    syncml: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HostProfile:
+    host_id: int
+    profile_id: int
+    status: ProfileStatus
+    detail: str | None  # the device's codes per LocURI when failed
+    command_uuid: str | None
+    updated_at: datetime
+
+
+class AgentStatus(enum.StrEnum):
+    PENDING = "pending"
+    INSTALLING = "installing"
+    INSTALLED = "installed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPackage:
+    product_code: str  # {GUID}
+    version: str
+    sha256: str  # hex
+    install_args: str
+    url: str | None  # external download URL, or None when winmdm serves `content`
+    content: bytes | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HostAgent:
+    host_id: int
+    status: AgentStatus
+    last_error: str | None
+    command_uuid: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    id: int
+    type: str  # fleet_enrolled, mdm_enrolled, mdm_unenrolled, ...
+    actor: str | None  # the admin, for admin actions
+    host_id: int | None
+    details: dict[str, Any]
+    created_at: datetime
