@@ -95,7 +95,8 @@ def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Conf
         raise ConfigError("WINMDM_DATABASE_URL", "must be a sqlite:/// or postgresql:// URL")
     tls_cert, tls_key = _path(get("tls_cert"), "tls_cert"), _path(get("tls_key"), "tls_key")
     if (tls_cert is None) != (tls_key is None):
-        raise ConfigError("WINMDM_TLS_CERT", "set WINMDM_TLS_CERT and WINMDM_TLS_KEY together, or neither")
+        missing = "WINMDM_TLS_KEY" if tls_key is None else "WINMDM_TLS_CERT"
+        raise ConfigError(missing, "is missing: set WINMDM_TLS_CERT and WINMDM_TLS_KEY together, or neither")
     tenants = tuple(t.lower() for t in _list(get("entra_tenant_ids", "")))
     for tenant in tenants:
         if not _GUID.match(tenant):
@@ -148,6 +149,12 @@ def _read_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
     section = data.get("winmdm", data)
+    if not isinstance(section, dict):
+        raise ConfigError("--config", f"{path}: [winmdm] must be a table of settings")
+    # With a [winmdm] table, keys outside it would be silently ignored: refuse them instead.
+    outside = sorted(set(data) - {"winmdm"}) if section is not data else []
+    if outside:
+        raise ConfigError("--config", f"{path}: {outside[0]!r} is outside the [winmdm] table")
     unknown = sorted(set(section) - _KEYS)
     if unknown:
         raise ConfigError("--config", f"{path}: unknown setting {unknown[0]!r}")
@@ -160,7 +167,8 @@ def _server_url(value: str) -> tuple[str, str, int]:
         raise ConfigError(
             "WINMDM_SERVER_URL", f"{value!r} must start with https:// (Windows enrolls only over HTTPS)"
         )
-    if not parts.hostname or parts.query or parts.fragment or parts.username:
+    # Device routes live at the root (Windows probes /EnrollmentServer/Discovery.svc), so no path.
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
         raise ConfigError("WINMDM_SERVER_URL", f"{value!r} must be a plain https://host[:port] URL")
     try:
         port = parts.port or 443
@@ -208,6 +216,8 @@ def _list(value: Any) -> tuple[str, ...]:
 
 
 def _int(value: Any, key: str, low: int, high: int, convert: Callable[[Any], int] = int) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ConfigError("WINMDM_" + key.upper(), f"{value!r} is not a whole number")
     try:
         number = convert(value)
     except (TypeError, ValueError):

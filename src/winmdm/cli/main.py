@@ -36,6 +36,9 @@ def serve(config_file: Path | None) -> None:
         logging.basicConfig(
             level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        if config.log_level != "debug":
+            # Alembic's per-start chatter would bury the one line a bad setting prints.
+            logging.getLogger("alembic").setLevel(logging.WARNING)
         runtime = build(config)
     except WinMDMError as exc:
         click.echo(f"winmdm: {exc.message}", err=True)
@@ -47,16 +50,19 @@ def serve(config_file: Path | None) -> None:
 @cli.command("settings")
 def list_settings() -> None:
     """List every setting, its environment variable and default."""
-    console = Console()
+    console = Console(soft_wrap=True, highlight=False)
     for s in SETTINGS:
         console.print(f"[bold]{s.env}[/bold] ({s.key}) default {s.default}\n    {s.help}")
 
 
 def _welcome(runtime) -> None:
     cfg, ep = runtime.config, runtime.endpoints
-    console = Console(stderr=True)
+    # No wrapping (a wrapped path or certutil command cannot be pasted) and no markup (paths may
+    # hold brackets); this goes to logs as much as to terminals.
+    console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
     first = "first start: created" if runtime.ca_created else "reusing"
-    console.print(f"[bold]winmdm {__version__}[/bold] ({first} {cfg.data_dir})")
+    console.print(f"winmdm {__version__}", style="bold", end="")
+    console.print(f" ({first} {cfg.data_dir})")
     console.print(f"  database      {_safe_url(cfg.database_url)} (schema {runtime.schema_revision})")
     console.print(f"  device CA     {runtime.ca_path}")
     console.print(f"  listening on  https://{cfg.listen_host}:{cfg.listen_port}")
@@ -81,12 +87,15 @@ def _welcome(runtime) -> None:
 
 
 def _safe_url(url: str) -> str:
-    """The database URL without its password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
+    """The database URL without its password (and no invented one when it has none)."""
+    import sqlalchemy as sa
+
+    if url.startswith("sqlite:"):
+        return url  # a file path: no credentials, and an "@" in it is not one
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url.rsplit("@", 1)[-1]
 
 
 def main() -> None:
