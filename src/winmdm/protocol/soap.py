@@ -88,6 +88,16 @@ class Envelope:
     body: xml.Element = field(repr=False)
 
 
+class UnreadableSecurity(InvalidSecurity):
+    """The WS-Security header cannot be read; carries what the fault must still echo."""
+
+    def __init__(self, message: str, *, soap_ns: str, action: str, message_id: str | None) -> None:
+        super().__init__(message)
+        self.soap_ns = soap_ns
+        self.action = action
+        self.message_id = message_id
+
+
 def b64decode(value: str, what: str) -> bytes:
     """Strict base64 (whitespace allowed) with a message naming the field."""
     cleaned = "".join(value.split())
@@ -109,12 +119,20 @@ def parse_envelope(data: bytes, *, max_bytes: int = xml.DEFAULT_MAX_BYTES) -> En
     action = xml.text(xml.child(header, "Action"))
     if not action:
         raise MalformedMessage("WS-Addressing Action header is missing")
+    message_id = xml.text(xml.child(header, "MessageID")) or None
+    try:
+        security = _parse_security(xml.child(header, "Security"))
+    except InvalidSecurity as exc:
+        # The a:InvalidSecurity fault still needs RelatesTo and the operation's response action.
+        raise UnreadableSecurity(
+            exc.message, soap_ns=xml.namespace(root), action=action, message_id=message_id
+        ) from None
     return Envelope(
         soap_ns=xml.namespace(root),
         action=action,
-        message_id=xml.text(xml.child(header, "MessageID")) or None,
+        message_id=message_id,
         to=xml.text(xml.child(header, "To")) or None,
-        security=_parse_security(xml.child(header, "Security")),
+        security=security,
         body=first,
     )
 

@@ -40,6 +40,8 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = D
     try:
         root = etree.fromstring(data, parser=_PARSER)
     except etree.XMLSyntaxError as exc:
+        if _over_limit(exc):  # libxml2's own caps (depth 256): hostile, not merely broken
+            raise HostileInput(f"message exceeds the parser's limits: {exc.msg}") from None
         raise MalformedMessage(f"message is not well-formed XML: {exc.msg}") from None
     except ValueError as exc:  # e.g. encoding declarations lxml refuses
         raise MalformedMessage(f"message is not readable XML: {exc}") from None
@@ -49,6 +51,14 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = D
     if _depth(root) > max_depth:
         raise HostileInput(f"message nests deeper than {max_depth} elements")
     return root
+
+
+_RESOURCE_LIMIT = getattr(etree.ErrorTypes, "ERR_RESOURCE_LIMIT", None)
+
+
+def _over_limit(exc: etree.XMLSyntaxError) -> bool:
+    # Older libxml2 reports excessive depth as an internal error; the message names the limit.
+    return (_RESOURCE_LIMIT is not None and exc.code == _RESOURCE_LIMIT) or "XML_PARSE_HUGE" in exc.msg
 
 
 def _depth(root: Element) -> int:

@@ -56,6 +56,14 @@ async def soap_endpoint(request: Request) -> Response:
         envelope = soap.parse_envelope(body, max_bytes=runtime.config.max_body_bytes)
     except HostileInput as exc:
         return fault_response(exc, action=fallback_action, relates_to=None, activity_id=activity_id)
+    except soap.UnreadableSecurity as exc:
+        return fault_response(
+            exc,
+            action=_RESPONSE_ACTION.get(exc.action, fallback_action),
+            relates_to=exc.message_id,
+            activity_id=activity_id,
+            soap_ns=exc.soap_ns,
+        )
     except MalformedMessage as exc:
         # Not SOAP at all: the only case answered with a 4xx (protocol.md decision 1).
         return PlainTextResponse(f"Not a SOAP message: {exc.message}", status_code=400)
