@@ -61,12 +61,13 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
     """Create or reuse the data dir, database schema, device CA and TLS files."""
     now = clock()
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = create_engine_for(config.database_url)
-    migrate(engine)
-    storage = SQLStorage(engine)
+    # The CA first: a broken one stops the start before anything else is created.
     ca, ca_created = DeviceCA.load_or_create(
         config.data_dir, common_name=f"{config.organization} Device CA", now=now
     )
+    engine = create_engine_for(config.database_url)
+    migrate(engine)
+    storage = SQLStorage(engine)
     tls = _tls(config, now) if with_tls else TLSFiles(Path(), Path(), None, False)
     endpoints = Endpoints.from_server_url(config.server_url)
     verifier = None
