@@ -12,6 +12,7 @@ import uvicorn
 
 from winmdm.runtime import Runtime
 from winmdm.web.app import create_app
+from winmdm.web.client_cert import auto_protocol
 
 
 def uvicorn_config(runtime: Runtime) -> uvicorn.Config:
@@ -25,6 +26,7 @@ def uvicorn_config(runtime: Runtime) -> uvicorn.Config:
         ssl_cert_reqs=ssl.CERT_OPTIONAL,
         ssl_ca_certs=str(runtime.ca_path),
         log_level=cfg.log_level,
+        http=auto_protocol(),  # passes the client certificate to the app (ASGI tls extension)
         server_header=False,
         proxy_headers=False,
         timeout_keep_alive=30,
