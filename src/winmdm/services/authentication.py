@@ -6,8 +6,11 @@ Windows can send are recognised and refused with a reason the admin can act on.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from winmdm.domain.models import TokenKind
@@ -37,8 +40,17 @@ def _is_jwt(token: BinarySecurityToken) -> bool:
 
 
 class Authenticator:
-    def __init__(self, entra: TokenVerifier | None) -> None:
+    """Windows sends the same token with GetPolicies and then RequestSecurityToken, seconds apart:
+    a verified token is remembered (bounded, by digest) until its own expiry, so the second
+    call skips the signature check. Expiry is still checked on every use."""
+
+    CACHE_SIZE = 1024
+
+    def __init__(self, entra: TokenVerifier | None, *, leeway: timedelta = timedelta(minutes=5)) -> None:
         self._entra = entra
+        self._leeway = leeway
+        self._verified: OrderedDict[bytes, tuple[Identity, float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def authenticate(self, security: Security, now: datetime) -> Identity:
         if security.empty:
@@ -70,11 +82,23 @@ class Authenticator:
             jwt = token.data.decode("ascii").strip()
         except UnicodeDecodeError:
             raise AuthenticationFailed("the Entra token is not text") from None
-        identity = self._entra.verify(jwt, now)
-        return Identity(
+        key = hashlib.sha256(token.data).digest()
+        with self._lock:
+            cached = self._verified.get(key)
+        if cached is not None and now.timestamp() <= cached[1] + self._leeway.total_seconds():
+            return cached[0]
+        verified = self._entra.verify(jwt, now)
+        identity = Identity(
             kind=TokenKind.ENTRA_JWT,
-            username=identity.username,
-            tenant_id=identity.tenant_id,
-            entra_device_id=identity.device_id,
-            object_id=identity.object_id,
+            username=verified.username,
+            tenant_id=verified.tenant_id,
+            entra_device_id=verified.device_id,
+            object_id=verified.object_id,
         )
+        expires = verified.claims.get("exp")
+        if isinstance(expires, int | float):
+            with self._lock:
+                self._verified[key] = (identity, float(expires))
+                while len(self._verified) > self.CACHE_SIZE:
+                    self._verified.popitem(last=False)
+        return identity

@@ -171,7 +171,8 @@ class EnrollmentService:
         )
         with self._storage.transaction() as tx:
             host, created = self._upsert_host(tx, identity, device_id, hw_dev_id, device_name, ctx, now)
-            tx.enrollments.deactivate_for_host(host.id)
+            if not created:
+                tx.enrollments.deactivate_for_host(host.id)
             enrollment = tx.enrollments.add(
                 NewEnrollment(
                     host_id=host.id,
@@ -194,8 +195,9 @@ class EnrollmentService:
                     created_at=now,
                 )
             )
-            # Re-enrollment replaces the certificate: the previous ones stop working now.
-            tx.certificates.revoke_active_for_host(host.id, now, "superseded by re-enrollment")
+            if not created:
+                # Re-enrollment replaces the certificate: the previous ones stop working now.
+                tx.certificates.revoke_active_for_host(host.id, now, "superseded by re-enrollment")
             record = tx.certificates.add(self._record(certificate, host.id, enrollment.id, device_id, None))
         log.info(
             "enrolled device %s as host %s (%s, %s, new host: %s)",
