@@ -24,12 +24,14 @@ def test_migrate_twice_is_a_no_op(database_url: str) -> None:
     engine = create_engine_for(database_url)
     try:
         migrate(engine)
-        assert current_revision(engine) == head_revision() == "0001_initial"
+        assert current_revision(engine) == head_revision() == "0002_management"
         tables = set(sa.inspect(engine).get_table_names())
         migrate(engine)
         assert current_revision(engine) == head_revision()
         assert set(sa.inspect(engine).get_table_names()) == tables
         assert {"teams", "hosts", "enrollments", "device_certificates"} <= tables
+        assert {"commands", "host_commands", "mdm_sessions", "profiles", "host_profiles"} <= tables
+        assert {"agent_package", "host_agent", "activities"} <= tables
     finally:
         engine.dispose()
 

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from winmdm.domain.management import AgentStatus, CommandKind, CommandState, ProfileStatus
 from winmdm.domain.models import CertificateStatus, EnrollmentType, MDMStatus, TokenKind
 
 # Fixed constraint names: Alembic migrations (and SQLite batch rebuilds) need names to refer to.
@@ -114,6 +115,11 @@ hosts = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("last_seen_at", UTCDateTime, nullable=True),
+    # Inventory (DevInfo/DevDetail) not on the domain Host: read through InventoryStore.
+    sa.Column("manufacturer", sa.Text, nullable=True),
+    sa.Column("model", sa.Text, nullable=True),
+    sa.Column("language", sa.Text, nullable=True),
+    sa.Column("dm_version", sa.Text, nullable=True),
     _values_check("mdm_status", MDMStatus, "mdm_status"),
     sa.Index(None, "uuid", unique=True),
     sa.Index(None, "hw_dev_id"),
@@ -151,6 +157,8 @@ enrollments = sa.Table(
     _values_check("enrollment_type", EnrollmentType, "enrollment_type"),
     _values_check("token_kind", TokenKind, "token_kind"),
     sa.Index(None, "host_id", "active"),
+    # Every OMA-DM session finds its enrollment by the SyncML Source LocURI.
+    sa.Index(None, "device_id"),
 )
 
 device_certificates = sa.Table(
@@ -180,4 +188,139 @@ device_certificates = sa.Table(
     sa.Index(None, "serial", unique=True),
     sa.Index(None, "host_id"),
     sa.Index(None, "enrollment_id"),
+)
+
+# --- management (OMA-DM) ---------------------------------------------------------------------
+
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(64), nullable=False),
+    sa.Column("kind", StrEnumType(CommandKind), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("context", sa.JSON, nullable=False),
+    sa.Column("actor", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    _values_check("kind", CommandKind, "kind"),
+    sa.Index(None, "uuid", unique=True),
+)
+
+host_commands = sa.Table(
+    "host_commands",
+    metadata,
+    sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "command_id",
+        sa.Integer,
+        sa.ForeignKey("commands.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("state", StrEnumType(CommandState), nullable=False),
+    sa.Column("session_id", sa.Text, nullable=True),
+    sa.Column("msg_id", sa.Integer, nullable=True),
+    sa.Column("cmd_ids", sa.JSON, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    # A JSON list of {cmd_ref, cmd, code, items: [[loc_uri, data], ...]}.
+    sa.Column("replies", sa.JSON, nullable=False),
+    sa.Column("raw_reply", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("queued_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("done_at", UTCDateTime, nullable=True),
+    _values_check("state", CommandState, "state"),
+    sa.Index(None, "host_id", "state"),
+    sa.Index(None, "command_id"),
+)
+
+mdm_sessions = sa.Table(
+    "mdm_sessions",
+    metadata,
+    sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("session_id", sa.Text, nullable=False),
+    sa.Column("client_msg_id", sa.Integer, nullable=False),
+    sa.Column("server_msg_id", sa.Integer, nullable=False),
+    sa.Column("last_response", sa.LargeBinary, nullable=True),
+    sa.Column("authenticated", sa.Boolean, nullable=False),
+    sa.Column("sent", sa.JSON, nullable=False),
+    sa.Column("pending_chunks", sa.JSON, nullable=False),
+    # SQL NULL, not JSON null, when no chunked item is being assembled.
+    sa.Column("incoming", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=True),
+)
+
+profiles = sa.Table(
+    "profiles",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # A team's profiles go with it: moved to No team they could clash with its names.
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=True),
+    # coalesce(team_id, 0): NULLs never clash in a UNIQUE constraint, so No team needs a value
+    # of its own for its names to be unique too. Team ids start at 1.
+    sa.Column("team_key", sa.Integer, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("syncml", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("team_key = COALESCE(team_id, 0)", name="team_key"),
+    sa.UniqueConstraint("team_key", "name"),
+    sa.Index(None, "team_id"),
+)
+
+host_profiles = sa.Table(
+    "host_profiles",
+    metadata,
+    sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "profile_id",
+        sa.Integer,
+        sa.ForeignKey("profiles.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("status", StrEnumType(ProfileStatus), nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("command_uuid", sa.String(64), nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    _values_check("status", ProfileStatus, "status"),
+    sa.Index(None, "profile_id"),
+)
+
+agent_package = sa.Table(
+    "agent_package",
+    metadata,
+    # One row: the CHECK makes a second package impossible, not merely unused.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("product_code", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("install_args", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=True),
+    sa.Column("content", sa.LargeBinary, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
+)
+
+host_agent = sa.Table(
+    "host_agent",
+    metadata,
+    sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("status", StrEnumType(AgentStatus), nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("command_uuid", sa.String(64), nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    _values_check("status", AgentStatus, "status"),
+)
+
+activities = sa.Table(
+    "activities",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=True),
+    # The record outlives the host it was about.
+    sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "host_id", "id"),
 )

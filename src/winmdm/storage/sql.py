@@ -2,7 +2,7 @@
 
 Every store is bound to the connection of one transaction, so a service's writes (host,
 enrollment, certificate) land together or not at all. Rows come back as the frozen domain
-dataclasses; nothing outside this module sees a SQLAlchemy row.
+dataclasses; nothing outside the sql*.py modules sees a SQLAlchemy row.
 """
 
 from __future__ import annotations
@@ -26,6 +26,14 @@ from winmdm.domain.models import (
 )
 from winmdm.errors import EnrollmentServerError, NotFound
 from winmdm.storage.schema import device_certificates, enrollments, hosts
+from winmdm.storage.sql_commands import SQLCommandQueue, SQLSessionStore
+from winmdm.storage.sql_management import (
+    SQLActivityStore,
+    SQLAgentStore,
+    SQLInventoryStore,
+    SQLProfileStore,
+)
+from winmdm.storage.sql_rows import host_from_row, identifier
 
 
 class DuplicateSerial(EnrollmentServerError):
@@ -34,30 +42,6 @@ class DuplicateSerial(EnrollmentServerError):
     Serials are random and issued by winmdm's CA, so a clash means a bug or a replayed request;
     the enrollment fails as a server error (MS-MDE2 s:EnrollmentServer) and can be retried.
     """
-
-
-def _identifier(value: str | None) -> str | None:
-    """Empty identifiers identify nothing: stored as NULL so they can never match."""
-    return value or None
-
-
-def _host(row: Mapping[str, Any]) -> Host:
-    return Host(
-        id=row["id"],
-        uuid=row["uuid"],
-        display_name=row["display_name"],
-        hw_dev_id=row["hw_dev_id"],
-        device_id=row["device_id"],
-        serial=row["serial"],
-        team_id=row["team_id"],
-        mdm_status=row["mdm_status"],
-        os_version=row["os_version"],
-        os_edition=row["os_edition"],
-        idp_username=row["idp_username"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        last_seen_at=row["last_seen_at"],
-    )
 
 
 def _enrollment(row: Mapping[str, Any]) -> Enrollment:
@@ -115,9 +99,9 @@ class SQLHostStore:
             .values(
                 uuid=new.uuid,
                 display_name=new.display_name,
-                hw_dev_id=_identifier(new.hw_dev_id),
-                device_id=_identifier(new.device_id),
-                serial=_identifier(new.serial),
+                hw_dev_id=identifier(new.hw_dev_id),
+                device_id=identifier(new.device_id),
+                serial=identifier(new.serial),
                 team_id=new.team_id,
                 mdm_status=new.mdm_status,
                 os_version=new.os_version,
@@ -129,11 +113,11 @@ class SQLHostStore:
             )
             .returning(*hosts.c)
         ).one()
-        return _host(row._mapping)
+        return host_from_row(row._mapping)
 
     def get(self, host_id: int) -> Host | None:
         row = self._conn.execute(hosts.select().where(hosts.c.id == host_id)).one_or_none()
-        return None if row is None else _host(row._mapping)
+        return None if row is None else host_from_row(row._mapping)
 
     def find_known(self, *, hw_dev_id: str | None, device_id: str | None) -> Host | None:
         # The hardware id survives an MDM reset, the MDM device id does not: ask it first.
@@ -144,7 +128,7 @@ class SQLHostStore:
                 hosts.select().where(column == value).order_by(hosts.c.id).limit(1)
             ).one_or_none()
             if row is not None:
-                return _host(row._mapping)
+                return host_from_row(row._mapping)
         return None
 
     def record_enrollment(
@@ -167,8 +151,8 @@ class SQLHostStore:
             "updated_at": at,
         }
         optional = {
-            "hw_dev_id": _identifier(hw_dev_id),
-            "device_id": _identifier(device_id),
+            "hw_dev_id": identifier(hw_dev_id),
+            "device_id": identifier(device_id),
             "os_version": os_version,
             "os_edition": os_edition,
             "idp_username": idp_username,
@@ -179,7 +163,7 @@ class SQLHostStore:
         ).one_or_none()
         if row is None:
             raise NotFound(f"host {host_id} does not exist; it may have been deleted meanwhile")
-        return _host(row._mapping)
+        return host_from_row(row._mapping)
 
 
 class SQLEnrollmentStore:
@@ -246,6 +230,25 @@ class SQLEnrollmentStore:
             .order_by(enrollments.c.created_at, enrollments.c.id)
         )
         return [_enrollment(row._mapping) for row in rows]
+
+    def set_nonce(self, enrollment_id: int, nonce: str) -> None:
+        result = self._conn.execute(
+            enrollments.update().where(enrollments.c.id == enrollment_id).values(dm_nonce=nonce)
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"enrollment {enrollment_id} does not exist; the device must enroll again")
+
+    def find_active_by_device_id(self, device_id: str) -> Enrollment | None:
+        if not device_id:
+            return None
+        # The newest wins if a bug ever left two active enrollments with this DeviceID.
+        row = self._conn.execute(
+            enrollments.select()
+            .where(enrollments.c.device_id == device_id, enrollments.c.active.is_(True))
+            .order_by(enrollments.c.id.desc())
+            .limit(1)
+        ).one_or_none()
+        return None if row is None else _enrollment(row._mapping)
 
 
 class SQLCertificateStore:
@@ -351,6 +354,12 @@ class SQLTransaction:
         self.hosts = SQLHostStore(conn)
         self.enrollments = SQLEnrollmentStore(conn)
         self.certificates = SQLCertificateStore(conn)
+        self.inventory = SQLInventoryStore(conn)
+        self.sessions = SQLSessionStore(conn)
+        self.commands = SQLCommandQueue(conn)
+        self.profiles = SQLProfileStore(conn)
+        self.agent = SQLAgentStore(conn)
+        self.activities = SQLActivityStore(conn)
 
 
 class SQLStorage:

@@ -1,0 +1,263 @@
+"""The storage contract for the OMA-DM hot path: command queue and sessions, on both backends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tests.storage.test_contract import T0, new_host
+from winmdm.domain.management import CommandKind, CommandReply, CommandState, MDMSession
+from winmdm.errors import NotFound
+from winmdm.storage.sql import SQLStorage
+
+REPLIES = (
+    CommandReply(cmd_ref=2, cmd="Get", code=200, items=(("./DevDetail/SwV", "10.0.1"), ("./X", None))),
+    CommandReply(cmd_ref=3, cmd="Replace", code=None),
+)
+
+
+def hosts(storage: SQLStorage, count: int = 2) -> list[int]:
+    with storage.transaction() as tx:
+        return [
+            tx.hosts.create(new_host(uuid=f"u-{n}", hw_dev_id=f"HW-{n}", device_id=f"DEV-{n}")).id
+            for n in range(count)
+        ]
+
+
+def queued(storage: SQLStorage, host_ids: list[int], uuid: str, **changes: object) -> int:
+    """A new command queued for the hosts; returns its id."""
+    with storage.transaction() as tx:
+        command = tx.commands.create(
+            changes.pop("kind", CommandKind.RAW), f"<Get>{uuid}</Get>", at=T0, uuid=uuid, **changes
+        )
+        tx.commands.enqueue(command.id, host_ids, T0)
+    return command.id
+
+
+def sent(storage: SQLStorage, host_id: int, command_id: int, session_id: str = "s1") -> None:
+    with storage.transaction() as tx:
+        tx.commands.mark_sent(host_id, command_id, session_id=session_id, msg_id=2, cmd_ids=(3, 4), at=T0)
+
+
+def test_create_command_round_trip(storage: SQLStorage) -> None:
+    context = {"profile_id": 7, "loc_uris": ["./A", "./B"], "nested": {"ok": True}}
+    with storage.transaction() as tx:
+        plain = tx.commands.create(CommandKind.REBOOT, "<Exec/>", at=T0, uuid="c-1")
+        full = tx.commands.create(
+            CommandKind.PROFILE, "<Atomic/>", at=T0, uuid="c-2", actor="admin@corp", context=context
+        )
+    assert plain.kind is CommandKind.REBOOT and plain.context == {} and plain.actor is None
+    assert (full.uuid, full.payload, full.actor, full.context) == ("c-2", "<Atomic/>", "admin@corp", context)
+    assert full.created_at == T0 and full.id != plain.id
+    with pytest.raises(sa.exc.IntegrityError), storage.transaction() as tx:
+        tx.commands.create(CommandKind.RAW, "<Get/>", at=T0, uuid="c-1")
+
+
+def test_enqueue_counts_and_ignores_duplicates(storage: SQLStorage) -> None:
+    first, second, third = hosts(storage, 3)
+    with storage.transaction() as tx:
+        command = tx.commands.create(CommandKind.RAW, "<Get/>", at=T0, uuid="c-1")
+        assert tx.commands.enqueue(command.id, [first, second], T0) == 2
+        # Already queued, repeated in the list, unknown host: only `third` is new.
+        assert tx.commands.enqueue(command.id, [first, third, third, 424242], T0) == 1
+        assert tx.commands.enqueue(command.id, [], T0) == 0
+        assert tx.commands.enqueue(command.id, [first, second, third], T0) == 0
+    with storage.transaction() as tx:
+        for host_id in (first, second, third):
+            got = tx.commands.get(host_id, "c-1")
+            assert got.state is CommandState.PENDING
+            assert (got.attempts, got.cmd_ids, got.replies, got.queued_at) == (0, (), (), T0)
+            assert got.command == command and got.host_id == host_id
+            assert (got.session_id, got.msg_id, got.sent_at, got.done_at) == (None, None, None, None)
+
+
+def test_next_for_host_pending_oldest_first(storage: SQLStorage) -> None:
+    host, other = hosts(storage)
+    ids = [queued(storage, [host], f"c-{n}") for n in range(3)]
+    queued(storage, [other], "c-other")
+    with storage.transaction() as tx:
+        # Queued out of creation order: order is still by command id.
+        late = tx.commands.create(CommandKind.WIPE, "<Exec/>", at=T0, uuid="c-late")
+        early = ids[0]
+        assert [c.command.id for c in tx.commands.next_for_host(host, "s1")] == ids
+        tx.commands.enqueue(late.id, [host], T0 + timedelta(hours=1))
+    with storage.transaction() as tx:
+        got = tx.commands.next_for_host(host, "s1")
+    assert [c.command.uuid for c in got] == ["c-0", "c-1", "c-2", "c-late"]
+    assert got[0].command.id == early and all(c.host_id == host for c in got)
+    assert got[-1].command.kind is CommandKind.WIPE
+
+
+def test_next_for_host_sent_elsewhere_counts_as_pending(storage: SQLStorage) -> None:
+    (host,) = hosts(storage, 1)
+    pending, in_this, in_broken, done = (queued(storage, [host], f"c-{n}") for n in range(4))
+    sent(storage, host, in_this, "s-now")
+    sent(storage, host, in_broken, "s-broken")
+    sent(storage, host, done, "s-broken")
+    with storage.transaction() as tx:
+        assert tx.commands.record_reply(host, done, status_code=200, replies=(), raw_reply="", at=T0)
+        got = tx.commands.next_for_host(host, "s-now")
+    assert [c.command.id for c in got] == [pending, in_broken]
+    assert [c.state for c in got] == [CommandState.PENDING, CommandState.SENT]
+    assert got[1].session_id == "s-broken" and got[1].attempts == 1
+    with storage.transaction() as tx:
+        # From the broken session's point of view its own SENT command is not due again.
+        assert [c.command.id for c in tx.commands.next_for_host(host, "s-broken")] == [pending, in_this]
+        assert tx.commands.next_for_host(424242, "s-now") == []
+
+
+def test_next_for_host_is_one_query(storage: SQLStorage) -> None:
+    (host,) = hosts(storage, 1)
+    for n in range(3):
+        queued(storage, [host], f"c-{n}")
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    with storage.transaction() as tx:
+        tx.hosts.get(host)  # the transaction has begun (SQLite's BEGIN IMMEDIATE is not counted)
+        sa.event.listen(storage.engine, "before_cursor_execute", count)
+        try:
+            got = tx.commands.next_for_host(host, "s1")
+        finally:
+            sa.event.remove(storage.engine, "before_cursor_execute", count)
+    assert len(got) == 3
+    assert len(statements) == 1, statements
+    assert "JOIN" in statements[0].upper()
+
+
+def test_mark_sent_then_sent_again(storage: SQLStorage) -> None:
+    (host,) = hosts(storage, 1)
+    command_id = queued(storage, [host], "c-1")
+    at = T0 + timedelta(minutes=1)
+    with storage.transaction() as tx:
+        tx.commands.mark_sent(host, command_id, session_id="s1", msg_id=2, cmd_ids=[5, 6, 7], at=at)
+        got = tx.commands.get(host, "c-1")
+    assert got.state is CommandState.SENT
+    assert (got.session_id, got.msg_id, got.cmd_ids, got.sent_at, got.attempts) == ("s1", 2, (5, 6, 7), at, 1)
+    later = at + timedelta(minutes=5)
+    with storage.transaction() as tx:
+        tx.commands.mark_sent(host, command_id, session_id="s2", msg_id=1, cmd_ids=(9,), at=later)
+        got = tx.commands.get(host, "c-1")
+    assert (got.session_id, got.msg_id, got.cmd_ids, got.sent_at, got.attempts) == ("s2", 1, (9,), later, 2)
+    with pytest.raises(NotFound), storage.transaction() as tx:
+        tx.commands.mark_sent(host, command_id + 1000, session_id="s", msg_id=1, cmd_ids=(), at=at)
+
+
+def test_record_reply_applies_once(storage: SQLStorage) -> None:
+    (host,) = hosts(storage, 1)
+    command_id = queued(storage, [host], "c-1")
+    at = T0 + timedelta(minutes=2)
+    with storage.transaction() as tx:
+        # Not SENT yet: nothing written.
+        assert not tx.commands.record_reply(
+            host, command_id, status_code=500, replies=(), raw_reply="x", at=at
+        )
+        assert tx.commands.get(host, "c-1").state is CommandState.PENDING
+    sent(storage, host, command_id)
+    with storage.transaction() as tx:
+        assert tx.commands.record_reply(
+            host, command_id, status_code=200, replies=REPLIES, raw_reply="<Status/>", at=at
+        )
+    with storage.transaction() as tx:
+        assert not tx.commands.record_reply(
+            host, command_id, status_code=500, replies=(), raw_reply="again", at=at + timedelta(hours=1)
+        )
+        assert not tx.commands.record_reply(host, 424242, status_code=200, replies=(), raw_reply="", at=at)
+        got = tx.commands.get(host, "c-1")
+    assert got.state is CommandState.DONE
+    assert (got.status_code, got.raw_reply, got.done_at) == (200, "<Status/>", at)
+    assert got.replies == REPLIES
+    assert isinstance(got.replies[0].items[0], tuple)
+    with storage.transaction() as tx:
+        assert tx.commands.next_for_host(host, "s2") == []
+
+
+def test_get_and_list_for_host(storage: SQLStorage) -> None:
+    host, other = hosts(storage)
+    ids = [queued(storage, [host], f"c-{n}") for n in range(4)]
+    queued(storage, [other], "c-other")
+    with storage.transaction() as tx:
+        assert tx.commands.get(host, "c-other") is None
+        assert tx.commands.get(host, "missing") is None
+        assert tx.commands.get(other, "c-other").command.uuid == "c-other"
+        assert [c.command.id for c in tx.commands.list_for_host(host)] == ids[::-1]
+        assert [c.command.id for c in tx.commands.list_for_host(host, limit=2)] == ids[:1:-1]
+        assert tx.commands.list_for_host(424242) == []
+
+
+def test_deleting_a_host_drops_its_queue(storage: SQLStorage) -> None:
+    host, other = hosts(storage)
+    queued(storage, [host, other], "c-1")
+    with storage.transaction() as tx:
+        tx.connection.execute(sa.text("DELETE FROM hosts WHERE id = :id"), {"id": host})
+    with storage.transaction() as tx:
+        assert tx.commands.get(host, "c-1") is None
+        assert tx.commands.get(other, "c-1") is not None
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+def session(host_id: int, **changes: object) -> MDMSession:
+    values: dict[str, object] = {
+        "host_id": host_id,
+        "session_id": "s1",
+        "client_msg_id": 1,
+        "server_msg_id": 1,
+        "last_response": b"<SyncML>\x00\xff</SyncML>",
+        "authenticated": True,
+        "sent": {"1:2": "c-1", "1:3": "c-2"},
+        "pending_chunks": ("<Add>part 2</Add>", "<Add>part 3</Add>"),
+        "incoming": {"cmd": "Results", "loc_uri": "./DevDetail/X", "data": "abc", "n": 3},
+        "started_at": T0,
+        "updated_at": T0 + timedelta(seconds=5),
+    }
+    values.update(changes)
+    return MDMSession(**values)  # type: ignore[arg-type]
+
+
+def test_session_round_trip(storage: SQLStorage) -> None:
+    (host,) = hosts(storage, 1)
+    with storage.transaction() as tx:
+        assert tx.sessions.get(host) is None
+        tx.sessions.save(session(host))
+    with storage.transaction() as tx:
+        got = tx.sessions.get(host)
+    assert got == session(host)
+    assert isinstance(got.last_response, bytes) and isinstance(got.pending_chunks, tuple)
+
+
+def test_session_save_replaces_the_hosts_row(storage: SQLStorage) -> None:
+    host, other = hosts(storage)
+    with storage.transaction() as tx:
+        tx.sessions.save(session(host))
+        tx.sessions.save(session(other, session_id="s-other"))
+    replacement = session(
+        host,
+        session_id="s2",
+        client_msg_id=4,
+        server_msg_id=5,
+        last_response=None,
+        authenticated=False,
+        sent={},
+        pending_chunks=(),
+        incoming=None,
+        started_at=None,
+        updated_at=None,
+    )
+    with storage.transaction() as tx:
+        tx.sessions.save(replacement)
+    with storage.transaction() as tx:
+        assert tx.sessions.get(host) == replacement
+        assert tx.sessions.get(other).session_id == "s-other"
+        count = tx.connection.execute(sa.text("SELECT COUNT(*) FROM mdm_sessions")).scalar_one()
+        assert count == 2
+        # No chunked item is SQL NULL, not JSON null.
+        incoming = tx.connection.execute(
+            sa.text("SELECT incoming IS NULL FROM mdm_sessions WHERE host_id = :id"), {"id": host}
+        ).scalar_one()
+        assert incoming
