@@ -52,6 +52,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", "1048576", "Largest request body accepted on the device endpoints."),
     Setting("organization", "winmdm", "Name shown to users and used in certificate names."),
     Setting("log_level", "info", "debug, info, warning or error."),
+    Setting(
+        "trusted_proxies",
+        "(none)",
+        "Addresses or networks (comma-separated) of TLS-terminating proxies that pass device certificates.",
+    ),
+    Setting("client_cert_header", "X-SSL-Client-Cert", "Header such a proxy puts the device certificate in."),
 )
 _KEYS = {s.key for s in SETTINGS}
 
@@ -75,6 +81,8 @@ class Config:
     max_body_bytes: int
     organization: str
     log_level: str
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    client_cert_header: str = "X-SSL-Client-Cert"
 
 
 def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Config:
@@ -136,7 +144,25 @@ def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Conf
         max_body_bytes=_int(get("max_body_bytes", 1048576), "max_body_bytes", 16 * 1024, 64 * 1024 * 1024),
         organization=organization,
         log_level=log_level,
+        trusted_proxies=_networks(get("trusted_proxies", "")),
+        client_cert_header=_header_name(str(get("client_cert_header", "X-SSL-Client-Cert"))),
     )
+
+
+def _networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for part in _list(value):
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError("WINMDM_TRUSTED_PROXIES", f"{part!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
+def _header_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value.strip()):
+        raise ConfigError("WINMDM_CLIENT_CERT_HEADER", f"{value!r} is not an HTTP header name")
+    return value.strip()
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from winmdm.services.authentication import Authenticator
 from winmdm.services.certificates import DeviceCertificates
 from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
+from winmdm.services.management import ManagementService
 from winmdm.storage.database import create_engine_for, current_revision, migrate
 from winmdm.storage.protocols import Storage
 from winmdm.storage.sql import SQLStorage
@@ -51,6 +52,7 @@ class Runtime:
     endpoints: Endpoints
     enrollment: EnrollmentService
     certificates: DeviceCertificates
+    management: ManagementService
     schema_revision: str | None
 
     def close(self) -> None:
@@ -90,6 +92,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         settings=settings,
         clock=clock,
     )
+    certificates = DeviceCertificates(storage=storage, ca=ca, clock=clock)
     return Runtime(
         config=config,
         storage=storage,
@@ -99,7 +102,8 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         tls=tls,
         endpoints=endpoints,
         enrollment=enrollment,
-        certificates=DeviceCertificates(storage=storage, ca=ca, clock=clock),
+        certificates=certificates,
+        management=ManagementService(storage=storage, certificates=certificates, clock=clock),
         schema_revision=current_revision(engine),
     )
 

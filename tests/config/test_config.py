@@ -99,6 +99,8 @@ VALUES = {
     "max_body_bytes": "2097152",
     "organization": "Contoso IT",
     "log_level": "DEBUG",
+    "trusted_proxies": "10.0.0.5,10.1.0.0/16",
+    "client_cert_header": "X-Client-Cert",
 }
 
 
@@ -133,6 +135,8 @@ def test_environment_and_toml_give_the_same_config(tmp_path: Path) -> None:
     assert from_env.max_body_bytes == 2097152
     assert from_env.organization == "Contoso IT"
     assert from_env.log_level == "debug"
+    assert [str(n) for n in from_env.trusted_proxies] == ["10.0.0.5/32", "10.1.0.0/16"]
+    assert from_env.client_cert_header == "X-Client-Cert"
 
 
 def test_toml_native_types(tmp_path: Path) -> None:
@@ -251,6 +255,8 @@ BAD = [
     ("WINMDM_MAX_BODY_BYTES", "1024", "must be between 16384 and 67108864"),
     ("WINMDM_ORGANIZATION", "x" * 65, "must be 1 to 64 characters"),
     ("WINMDM_LOG_LEVEL", "verbose", "must be debug, info, warning or error"),
+    ("WINMDM_TRUSTED_PROXIES", "10.0.0.5,proxy.example", "is not an IP address or network"),
+    ("WINMDM_CLIENT_CERT_HEADER", "X Client Cert", "is not an HTTP header name"),
 ]
 
 

@@ -8,7 +8,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from winmdm.runtime import Runtime
-from winmdm.web import enrollment_routes
+from winmdm.web import enrollment_routes, management_routes
 
 
 async def health(request: Request) -> Response:
@@ -21,7 +21,11 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(runtime: Runtime) -> Starlette:
     app = Starlette(
-        routes=[Route("/healthz", health, methods=["GET"]), *enrollment_routes.routes()],
+        routes=[
+            Route("/healthz", health, methods=["GET"]),
+            *enrollment_routes.routes(),
+            *management_routes.routes(),
+        ],
         exception_handlers={500: _server_error},
     )
     app.state.runtime = runtime

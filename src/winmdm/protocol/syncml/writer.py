@@ -51,6 +51,15 @@ def build_message(message: Message) -> bytes:
     return etree.tostring(root, encoding="utf-8", xml_declaration=False)
 
 
+def build_fragment(command: Command) -> bytes:
+    """One command element on its own, as `parse_fragment` reads it (the command queue's payload)."""
+    holder = etree.Element(_q("SyncBody"), nsmap={None: SYNCML12})
+    _command(holder, command)
+    element = holder[0]
+    holder.remove(element)
+    return etree.tostring(element, encoding="utf-8")
+
+
 def encoded_size(message: Message) -> int:
     """Bytes `build_message` produces, to keep a reply under the client's MaxMsgSize."""
     return len(build_message(message))

@@ -1,0 +1,415 @@
+"""OMA-DM management sessions (MS-MDM, protocol.md §8): authenticate the device, read what it
+says, answer every command, deliver queued commands within the client's MaxMsgSize.
+
+One client message is handled in one transaction. Session state lives in storage, so any
+instance can take the next message, and a retried message gets the same reply.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography import x509
+
+from winmdm.domain.management import CommandKind, CommandReply, Inventory, MDMSession
+from winmdm.domain.models import Enrollment, Host, MDMStatus
+from winmdm.errors import AuthenticationFailed, WinMDMError
+from winmdm.protocol import digest, syncml
+from winmdm.protocol.syncml import AlertCode, Cmd, StatusCode
+from winmdm.services.certificates import DeviceCertificates
+from winmdm.storage.protocols import Storage, Transaction
+
+log = logging.getLogger("winmdm.management")
+
+# protocol.md decision 5: without MaxMsgSize keep each server message under 64 KiB.
+DEFAULT_MAX_MSG_SIZE = 64 * 1024
+UNENROLL_ALERT = "com.microsoft:mdm.unenrollment.userrequest"
+
+# What DevInfo (package 1) and winmdm's DevDetail Get report, by LocURI.
+INVENTORY_URIS = {
+    "./DevInfo/Man": "manufacturer",
+    "./DevInfo/Mod": "model",
+    "./DevInfo/Lang": "language",
+    "./DevInfo/DmV": "dm_version",
+    "./DevDetail/SwV": "os_version",
+    "./DevDetail/Ext/Microsoft/SMBIOSSerialNumber": "serial",
+    "./DevDetail/Ext/Microsoft/DeviceName": "device_name",
+}
+INVENTORY_GETS = (
+    "./DevDetail/SwV",
+    "./DevDetail/Ext/Microsoft/SMBIOSSerialNumber",
+    "./DevDetail/Ext/Microsoft/DeviceName",
+    "./DevInfo/Man",
+    "./DevInfo/Mod",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementSettings:
+    default_max_msg_size: int = DEFAULT_MAX_MSG_SIZE
+    max_commands_per_message: int = 50
+
+
+@dataclass
+class _Reply:
+    """The server message being built for one client message."""
+
+    header: syncml.SyncHdr
+    statuses: list[syncml.Command] = field(default_factory=list)
+    commands: list[syncml.Command] = field(default_factory=list)
+    next_cmd_id: int = 1
+
+    def cmd_id(self) -> int:
+        value = self.next_cmd_id
+        self.next_cmd_id += 1
+        return value
+
+    def message(self) -> syncml.Message:
+        return syncml.Message(header=self.header, commands=(*self.statuses, *self.commands), final=True)
+
+
+class ManagementService:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        certificates: DeviceCertificates,
+        clock: Callable[[], datetime],
+        settings: ManagementSettings | None = None,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        self._storage = storage
+        self._certificates = certificates
+        self._clock = clock
+        self._settings = settings or ManagementSettings()
+        self._random = random_bytes
+
+    def handle(self, body: bytes, *, client_cert: x509.Certificate | None = None) -> bytes:
+        """Answer one client message. MalformedMessage when it is not SyncML at all."""
+        message = syncml.parse_message(body)
+        header = message.header
+        now = self._clock()
+        cert_host: int | None = None
+        if client_cert is not None:
+            try:
+                cert_host = self._certificates.authenticate(client_cert).host_id
+            except AuthenticationFailed as exc:
+                log.warning("device %r refused: %s", header.source, exc.message)
+                return self._refusal(header, StatusCode.FORBIDDEN)
+        with self._storage.transaction() as tx:
+            enrollment = tx.enrollments.find_active_by_device_id(header.source)
+            if enrollment is None:
+                log.warning("device %r refused: no active enrollment has this DeviceID", header.source)
+                return self._refusal(header, StatusCode.FORBIDDEN)
+            if cert_host is not None and cert_host != enrollment.host_id:
+                log.warning(
+                    "device %r refused: its TLS certificate belongs to host %s, not host %s",
+                    header.source,
+                    cert_host,
+                    enrollment.host_id,
+                )
+                return self._refusal(header, StatusCode.FORBIDDEN)
+            host = tx.hosts.get(enrollment.host_id)
+            if host is None:  # deleted while the device still holds its certificate
+                return self._refusal(header, StatusCode.FORBIDDEN)
+            session = tx.sessions.get(host.id)
+            if session is not None and session.session_id == header.session_id:
+                if header.msg_id == session.client_msg_id and session.last_response is not None:
+                    return session.last_response  # the device retried: same answer, nothing reapplied
+                if header.msg_id < session.client_msg_id:
+                    return self._refusal(header, StatusCode.BAD_REQUEST)
+            else:
+                session = MDMSession(
+                    host_id=host.id,
+                    session_id=header.session_id,
+                    client_msg_id=0,
+                    server_msg_id=0,
+                    last_response=None,
+                    authenticated=False,
+                    started_at=now,
+                    updated_at=now,
+                )
+            return self._session_message(tx, message, host, enrollment, session, now)
+
+    # -- one message of a session -----------------------------------------------------------
+    def _session_message(
+        self,
+        tx: Transaction,
+        message: syncml.Message,
+        host: Host,
+        enrollment: Enrollment,
+        session: MDMSession,
+        now: datetime,
+    ) -> bytes:
+        header = message.header
+        server_msg_id = session.server_msg_id + 1
+        reply = _Reply(syncml.reply_header(header, msg_id=server_msg_id))
+        if not session.authenticated:
+            checked = self._check_cred(header, enrollment)
+            if checked is not None:  # 407 or 401 with the current nonce; nothing applied
+                reply.statuses.append(
+                    syncml.header_status(header, checked, chal=syncml.Chal.md5(enrollment.dm_nonce))
+                )
+                return self._finish(tx, reply, session, header, server_msg_id, now, authenticated=False)
+            next_nonce = base64.b64encode(self._random(16)).decode("ascii")
+            tx.enrollments.set_nonce(enrollment.id, next_nonce)
+            reply.statuses.append(
+                syncml.header_status(
+                    header,
+                    StatusCode.AUTHENTICATION_ACCEPTED,
+                    chal=syncml.Chal.md5(next_nonce),
+                    cmd_id=reply.cmd_id(),
+                )
+            )
+        else:
+            reply.statuses.append(syncml.header_status(header, StatusCode.OK, cmd_id=reply.cmd_id()))
+        unenrolled, updated = self._read_commands(tx, message, host, session, reply, now)
+        host = updated or host
+        sent = dict(session.sent)
+        if not unenrolled:
+            self._deliver(tx, header, host, session, reply, server_msg_id, sent, now)
+        tx.inventory.checked_in(host.id, now)
+        if not reply.commands and host.mdm_status is MDMStatus.PENDING and not unenrolled:
+            tx.inventory.set_mdm_status(host.id, MDMStatus.ON, now)  # first session completed
+        return self._finish(
+            tx, reply, dataclasses.replace(session, sent=sent), header, server_msg_id, now, authenticated=True
+        )
+
+    def _check_cred(self, header: syncml.SyncHdr, enrollment: Enrollment) -> StatusCode | None:
+        """None when the digest Cred proves the device; else 407 (missing) or 401 (wrong)."""
+        cred = header.cred
+        if cred is None:
+            return StatusCode.MISSING_CREDENTIALS
+        if cred.meta is not None and cred.meta.type not in (None, syncml.AuthType.MD5.value):
+            log.warning(
+                "device %r sent %s credentials; only MD5 digest is accepted", header.source, cred.meta.type
+            )
+            return StatusCode.INVALID_CREDENTIALS
+        if header.source_name is not None and header.source_name != enrollment.dm_username:
+            log.warning("device %r sent credentials for another name", header.source)
+            return StatusCode.INVALID_CREDENTIALS
+        try:
+            nonce = base64.b64decode(enrollment.dm_nonce)
+        except (binascii.Error, ValueError):
+            nonce = b""
+        if not digest.matches(enrollment.dm_password_digest, nonce, cred.data):
+            log.warning(
+                "device %r refused: digest does not match (wrong secret or stale nonce)", header.source
+            )
+            return StatusCode.INVALID_CREDENTIALS
+        return None
+
+    def _read_commands(
+        self,
+        tx: Transaction,
+        message: syncml.Message,
+        host: Host,
+        session: MDMSession,
+        reply: _Reply,
+        now: datetime,
+    ) -> tuple[bool, Host | None]:
+        """Answer every client command; ingest replies to ours.
+
+        Returns whether the device unenrolled, and the host as updated by inventory (if it was).
+        """
+        header = message.header
+        inventory: dict[str, str] = {}
+        replies: dict[str, list[CommandReply]] = {}
+        raw: dict[str, list[str]] = {}
+        unenrolled = False
+        for command in message.commands:
+            if isinstance(command, syncml.Status):
+                self._collect(session, command.msg_ref, command.cmd_ref, command, replies, raw)
+                continue
+            code: int = StatusCode.OK
+            if isinstance(command, syncml.Results):
+                self._collect(session, command.msg_ref, command.cmd_ref, command, replies, raw)
+                for item in command.items:
+                    _inventory_item(item.source or item.target, item.data, inventory)
+            elif isinstance(command, syncml.Alert):
+                unenrolled = self._alert(tx, command, host, now) or unenrolled
+            elif isinstance(command, syncml.Replace | syncml.Add):
+                for item in command.items:
+                    _inventory_item(item.source or item.target, item.data, inventory)
+            elif isinstance(command, syncml.Unknown):
+                code = StatusCode.BAD_REQUEST
+            else:
+                code = StatusCode.OPTIONAL_FEATURE_NOT_SUPPORTED
+            reply.statuses.append(
+                syncml.command_status(command, code, cmd_id=reply.cmd_id(), msg_ref=header.msg_id)
+            )
+        updated = tx.inventory.record_inventory(host.id, Inventory(**inventory), now) if inventory else None
+        for command_uuid, collected in replies.items():
+            queued = tx.commands.get(host.id, command_uuid)
+            if queued is None or not queued.cmd_ids:
+                continue
+            top = next(
+                (r.code for r in collected if r.cmd_ref == queued.cmd_ids[0] and r.cmd != Cmd.RESULTS), None
+            )
+            if top is None:
+                continue  # only children or Results so far; the top-level Status comes later
+            tx.commands.record_reply(
+                host.id,
+                queued.command.id,
+                status_code=top,
+                replies=collected,
+                raw_reply="\n".join(raw[command_uuid]),
+                at=now,
+            )
+        return unenrolled, updated
+
+    @staticmethod
+    def _collect(session, msg_ref, cmd_ref, command, replies, raw) -> None:
+        command_uuid = session.sent.get(f"{msg_ref}:{cmd_ref}")
+        if command_uuid is None:
+            return
+        if isinstance(command, syncml.Status):
+            entry = CommandReply(cmd_ref=cmd_ref, cmd=str(command.cmd), code=int(command.data))
+        else:
+            items = tuple((i.source or i.target or "", i.data) for i in command.items)
+            entry = CommandReply(cmd_ref=cmd_ref, cmd=Cmd.RESULTS.value, code=None, items=items)
+        replies.setdefault(command_uuid, []).append(entry)
+        raw.setdefault(command_uuid, []).append(syncml.build_fragment(command).decode("utf-8"))
+
+    def _alert(self, tx: Transaction, alert: syncml.Alert, host: Host, now: datetime) -> bool:
+        if int(alert.data) != AlertCode.GENERIC_ALERT:
+            return False
+        for item in alert.items:
+            kind = item.meta.type if item.meta else None
+            if kind == UNENROLL_ALERT:
+                self._unenroll(tx, host, now)
+                return True
+        return False
+
+    def _unenroll(self, tx: Transaction, host: Host, now: datetime) -> None:
+        """The user turned MDM off on the PC (1226 unenrollment.userrequest)."""
+        tx.inventory.set_mdm_status(host.id, MDMStatus.OFF, now)
+        tx.enrollments.deactivate_for_host(host.id)
+        tx.certificates.revoke_active_for_host(host.id, now, "unenrolled by the device")
+        tx.activities.add(
+            "mdm_unenrolled",
+            at=now,
+            host_id=host.id,
+            details={
+                "host_serial": host.serial,
+                "host_display_name": host.display_name,
+                "mdm_platform": "microsoft",
+            },
+        )
+        log.info("host %s unenrolled itself", host.id)
+
+    # -- outgoing commands --------------------------------------------------------------------
+    def _deliver(
+        self,
+        tx: Transaction,
+        header: syncml.SyncHdr,
+        host: Host,
+        session: MDMSession,
+        reply: _Reply,
+        server_msg_id: int,
+        sent: dict[str, str],
+        now: datetime,
+    ) -> None:
+        queued = tx.commands.next_for_host(host.id, session.session_id)  # the one hot-path query
+        if host.mdm_status is MDMStatus.PENDING and not any(
+            q.command.kind is CommandKind.INVENTORY for q in tx.commands.list_for_host(host.id)
+        ):
+            queued.append(self._queue_inventory(tx, host.id, now))  # once per host, first session
+        limit = header.meta.max_msg_size if header.meta and header.meta.max_msg_size else None
+        limit = limit or self._settings.default_max_msg_size
+        budget = int(limit * 0.9)  # headroom for the device's own accounting
+        for item in queued[: self._settings.max_commands_per_message]:
+            try:
+                command = syncml.parse_fragment(item.command.payload.encode("utf-8"))
+            except WinMDMError:
+                log.error("queued command %s is not SyncML; skipped", item.command.uuid)
+                continue
+            start = reply.next_cmd_id
+            numbered, ids = _renumber(command, reply)
+            reply.commands.append(numbered)
+            if reply.commands[:-1] and syncml.encoded_size(reply.message()) > budget:
+                reply.commands.pop()
+                reply.next_cmd_id = start
+                break
+            tx.commands.mark_sent(
+                host.id,
+                item.command.id,
+                session_id=session.session_id,
+                msg_id=server_msg_id,
+                cmd_ids=ids,
+                at=now,
+            )
+            for cmd_id in ids:
+                sent[f"{server_msg_id}:{cmd_id}"] = item.command.uuid
+
+    def _queue_inventory(self, tx: Transaction, host_id: int, now: datetime):
+        get = syncml.Get(cmd_id=1, items=tuple(syncml.Item(target=uri) for uri in INVENTORY_GETS))
+        command = tx.commands.create(
+            CommandKind.INVENTORY,
+            syncml.build_fragment(get).decode("utf-8"),
+            at=now,
+            uuid=str(uuid.UUID(bytes=self._random(16), version=4)),
+        )
+        tx.commands.enqueue(command.id, [host_id], now)
+        return next(q for q in tx.commands.next_for_host(host_id, "") if q.command.id == command.id)
+
+    # -- replies ----------------------------------------------------------------------------------
+    def _finish(
+        self,
+        tx: Transaction,
+        reply: _Reply,
+        session: MDMSession,
+        header: syncml.SyncHdr,
+        server_msg_id: int,
+        now: datetime,
+        *,
+        authenticated: bool,
+    ) -> bytes:
+        body = syncml.build_message(reply.message())
+        tx.sessions.save(
+            dataclasses.replace(
+                session,
+                client_msg_id=header.msg_id,
+                server_msg_id=server_msg_id,
+                last_response=body,
+                authenticated=authenticated,
+                updated_at=now,
+            )
+        )
+        return body
+
+    @staticmethod
+    def _refusal(header: syncml.SyncHdr, code: StatusCode) -> bytes:
+        """A reply that applies nothing: only the SyncHdr Status, then Final."""
+        reply = _Reply(syncml.reply_header(header, msg_id=1))
+        reply.statuses.append(syncml.header_status(header, code))
+        return syncml.build_message(reply.message())
+
+
+def _inventory_item(uri: str | None, value: str | None, into: dict[str, str]) -> None:
+    if uri is None or value is None:
+        return
+    name = INVENTORY_URIS.get(uri.replace("./Device/", "./", 1) if uri.startswith("./Device/") else uri)
+    if name and value.strip():
+        into[name] = value.strip()
+
+
+def _renumber(command: syncml.Command, reply: _Reply) -> tuple[syncml.Command, list[int]]:
+    """Give a queued command (and its children) this message's next CmdIDs."""
+    ids = [reply.cmd_id()]
+    if isinstance(command, syncml.Atomic | syncml.Sequence):
+        children = []
+        for child in command.commands:
+            numbered, child_ids = _renumber(child, reply)
+            children.append(numbered)
+            ids.extend(child_ids)
+        return dataclasses.replace(command, cmd_id=ids[0], commands=tuple(children)), ids
+    return dataclasses.replace(command, cmd_id=ids[0]), ids

@@ -1,0 +1,55 @@
+"""The OMA-DM management endpoint (MS-MDM): the URL the provisioning document's w7 ADDR names.
+
+Windows POSTs SyncML here (appending ?mode=...&Platform=...); the device is authenticated by its
+digest Cred and, when presented, its enrollment certificate (protocol.md decision 4).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from winmdm.errors import HostileInput, MalformedMessage
+from winmdm.runtime import Runtime
+from winmdm.services import endpoints as paths
+from winmdm.web.body import read_bounded
+from winmdm.web.client_cert import peer_certificate
+
+log = logging.getLogger("winmdm.management")
+
+SYNCML_TYPE = "application/vnd.syncml.dm+xml"
+
+
+async def management(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != SYNCML_TYPE:
+        return PlainTextResponse(f"Send OMA-DM SyncML with Content-Type {SYNCML_TYPE}.", status_code=415)
+    try:
+        body = await read_bounded(request, runtime.config.max_body_bytes)
+    except (HostileInput, MalformedMessage) as exc:
+        return PlainTextResponse(exc.message, status_code=413 if isinstance(exc, HostileInput) else 400)
+    cert = peer_certificate(
+        request.scope,
+        trusted_proxies=runtime.config.trusted_proxies,
+        header_name=runtime.config.client_cert_header,
+    )
+    try:
+        answer = await run_in_threadpool(runtime.management.handle, body, client_cert=cert)
+    except MalformedMessage as exc:
+        return PlainTextResponse(f"Not an OMA-DM message: {exc.message}", status_code=400)
+    except SQLAlchemyError:
+        log.exception("storage failed during a management session")
+        return PlainTextResponse(
+            "The server could not save the session; the device will retry.", status_code=503
+        )
+    return Response(answer, media_type=SYNCML_TYPE)
+
+
+def routes() -> list[Route]:
+    return [Route(paths.MANAGEMENT_PATH, management, methods=["POST"])]

@@ -1,0 +1,225 @@
+"""The management half of the Windows device emulator: OMA-DM sessions as Windows runs them.
+
+Package 1 (Alert 1201, Alert 1224, Replace DevInfo) with the MD5 digest Cred over the nonce the
+provisioning document gave, then one Status per server command and Results for every Get, until
+the server answers with nothing but Status.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import ssl
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+
+from tests.support.device import WindowsDevice
+from winmdm.protocol import digest, syncml
+from winmdm.protocol.syncml import AlertCode, Cmd, StatusCode
+
+SYNCML = "application/vnd.syncml.dm+xml"
+
+
+@dataclass
+class SessionLog:
+    replies: list[syncml.Message] = field(default_factory=list)
+    received: list[syncml.Command] = field(default_factory=list)  # every server command
+
+    @property
+    def header_codes(self) -> list[int]:
+        return [
+            int(next(c for c in m.commands if isinstance(c, syncml.Status) and c.cmd == Cmd.SYNC_HDR).data)
+            for m in self.replies
+        ]
+
+
+@dataclass
+class ManagedDevice:
+    """A enrolled WindowsDevice that now talks OMA-DM."""
+
+    device: WindowsDevice
+    serial: str = field(default_factory=lambda: "SN" + secrets.token_hex(5).upper())
+    nodes: dict[str, str] = field(default_factory=dict)  # the device's CSP tree, LocURI -> value
+    answers: dict[str, int] = field(default_factory=dict)  # LocURI -> Status code to answer
+    nonce: bytes = b""
+    credential: str = ""
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        enrolled = self.device.enrolled
+        assert enrolled is not None, "enroll first"
+        app = enrolled.document.find("APPLICATION")
+        appsrv = next(a for a in app.all("APPAUTH") if a.value("AAUTHLEVEL") == "APPSRV")
+        client = next(a for a in app.all("APPAUTH") if a.value("AAUTHLEVEL") == "CLIENT")
+        self.name = appsrv.value("AAUTHNAME")
+        self.credential = digest.credential_hash(self.name, appsrv.value("AAUTHSECRET"))
+        self.nonce = base64.b64decode(client.value("AAUTHDATA"))
+        self.nodes.update(
+            {
+                "./DevDetail/SwV": self.device.os_version,
+                "./DevDetail/Ext/Microsoft/SMBIOSSerialNumber": self.serial,
+                "./DevDetail/Ext/Microsoft/DeviceName": self.device.device_name,
+                "./DevInfo/Man": "Dell Inc.",
+                "./DevInfo/Mod": "XPS 13 9310 2-in-1",
+            }
+        )
+
+    # -- transport ------------------------------------------------------------------------------
+    def client(self, ca: Path, **kwargs) -> httpx.Client:
+        """HTTPS with the enrollment certificate, as SSLCLIENTCERTSEARCHCRITERIA selects it."""
+        enrolled = self.device.enrolled
+        folder = Path(tempfile.mkdtemp(prefix="winmdm-device-"))
+        (folder / "cert.pem").write_bytes(enrolled.certificate.public_bytes(serialization.Encoding.PEM))
+        (folder / "key.pem").write_bytes(
+            enrolled.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        context = ssl.create_default_context(cafile=str(ca))
+        context.load_cert_chain(str(folder / "cert.pem"), str(folder / "key.pem"))
+        return httpx.Client(verify=context, timeout=30, **kwargs)
+
+    def post(self, client: httpx.Client, message: syncml.Message) -> syncml.Message:
+        url = self.device.enrolled.management_url + "?mode=Maintenance&Platform=WoA"
+        response = client.post(
+            url,
+            content=syncml.build_message(message),
+            headers={"Content-Type": SYNCML, "User-Agent": "MSFT OMA DM Client/1.2.0.1"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith(SYNCML)
+        return syncml.parse_message(response.content)
+
+    # -- a whole session ------------------------------------------------------------------------
+    def session(
+        self,
+        client: httpx.Client,
+        *,
+        max_msg_size: int | None = None,
+        send_cred: bool = True,
+        extra: tuple[syncml.Command, ...] = (),
+        max_messages: int = 20,
+    ) -> SessionLog:
+        log = SessionLog()
+        session_id = secrets.token_hex(2).upper()
+        msg_id = 1
+        meta = syncml.Meta(max_msg_size=max_msg_size) if max_msg_size else None
+        commands: list[syncml.Command] = [
+            syncml.Alert(cmd_id=1, data=AlertCode.CLIENT_INITIATED_MGMT),
+            syncml.Alert(
+                cmd_id=2,
+                data=AlertCode.CLIENT_EVENT,
+                items=(syncml.Item(meta=syncml.Meta(type="com.microsoft/MDM/LoginStatus"), data="user"),),
+            ),
+            syncml.Replace(
+                cmd_id=3,
+                items=tuple(
+                    syncml.Item(source=uri, data=value)
+                    for uri, value in (
+                        ("./DevInfo/DevId", self.device.device_id),
+                        ("./DevInfo/Man", "Dell Inc."),
+                        ("./DevInfo/Mod", "XPS 13 9310 2-in-1"),
+                        ("./DevInfo/DmV", "1.3"),
+                        ("./DevInfo/Lang", "en-US"),
+                        ("./Vendor/MSFT/DMClient/HWDevID", self.device.hw_dev_id or ""),
+                    )
+                ),
+            ),
+            *extra,
+        ]
+        cred = self._cred() if send_cred else None
+        for _ in range(max_messages):
+            header = syncml.SyncHdr(
+                session_id=session_id,
+                msg_id=msg_id,
+                target=self.device.enrolled.management_url,
+                source=self.device.device_id,
+                source_name=self.name,
+                cred=cred,
+                meta=meta,
+            )
+            reply = self.post(client, syncml.Message(header=header, commands=tuple(commands)))
+            log.replies.append(reply)
+            hdr_status = next(
+                c for c in reply.commands if isinstance(c, syncml.Status) and c.cmd == Cmd.SYNC_HDR
+            )
+            assert hdr_status.msg_ref == msg_id
+            if hdr_status.chal is not None and hdr_status.chal.meta.next_nonce:
+                self.nonce = base64.b64decode(hdr_status.chal.meta.next_nonce)
+            code = int(hdr_status.data)
+            if code in (StatusCode.MISSING_CREDENTIALS, StatusCode.INVALID_CREDENTIALS):
+                if (
+                    cred is not None
+                    and code == StatusCode.INVALID_CREDENTIALS
+                    and log.header_codes.count(401) > 1
+                ):
+                    return log  # give up like Windows after a retry
+                cred = self._cred()  # answer the challenge with the nonce it carries
+                msg_id += 1
+                continue
+            if code == StatusCode.FORBIDDEN:
+                return log
+            cred = None
+            server_commands = [c for c in reply.commands if not isinstance(c, syncml.Status)]
+            if not server_commands:
+                return log
+            log.received.extend(server_commands)
+            msg_id += 1
+            commands = self._answer(reply, server_commands)
+        raise AssertionError("the session did not end")
+
+    def _cred(self) -> syncml.Cred:
+        return syncml.Cred(
+            meta=syncml.Meta(format="b64", type="syncml:auth-md5"),
+            data=digest.digest(self.credential, self.nonce),
+        )
+
+    def _answer(self, reply: syncml.Message, commands: list[syncml.Command]) -> list[syncml.Command]:
+        answers: list[syncml.Command] = []
+        next_id = iter(range(1, 10_000))
+        msg_ref = reply.header.msg_id
+        for command in commands:
+            answers.extend(self._execute(command, msg_ref, next_id))
+        return answers
+
+    def _execute(self, command: syncml.Command, msg_ref: int, next_id) -> list[syncml.Command]:
+        out: list[syncml.Command] = []
+        code: int = StatusCode.OK
+        if isinstance(command, syncml.Atomic | syncml.Sequence):
+            inner = [self._execute(child, msg_ref, next_id) for child in command.commands]
+            failed = any(int(s.data) >= 300 for group in inner for s in group if isinstance(s, syncml.Status))
+            code = (
+                StatusCode.ATOMIC_FAILED if failed and isinstance(command, syncml.Atomic) else StatusCode.OK
+            )
+            out.append(syncml.command_status(command, code, cmd_id=next(next_id), msg_ref=msg_ref))
+            for group in inner:
+                out.extend(group)
+            return out
+        results = []
+        for item in getattr(command, "items", ()):
+            uri = item.target or ""
+            code = self.answers.get(uri, code if code != StatusCode.OK else StatusCode.OK)
+            if isinstance(command, syncml.Get):
+                if uri in self.nodes and uri not in self.answers:
+                    results.append(syncml.Item(source=uri, data=self.nodes[uri]))
+                elif uri not in self.answers:
+                    code = StatusCode.NOT_FOUND
+            elif isinstance(command, syncml.Replace | syncml.Add) and uri not in self.answers:
+                if isinstance(command, syncml.Add) and uri in self.nodes:
+                    code = StatusCode.ALREADY_EXISTS
+                else:
+                    self.nodes[uri] = item.data or ""
+            elif isinstance(command, syncml.Delete) and uri not in self.answers:
+                code = StatusCode.OK if self.nodes.pop(uri, None) is not None else StatusCode.NOT_FOUND
+        out.append(syncml.command_status(command, code, cmd_id=next(next_id), msg_ref=msg_ref))
+        if results:
+            out.append(
+                syncml.Results(
+                    cmd_id=next(next_id), msg_ref=msg_ref, cmd_ref=command.cmd_id, items=tuple(results)
+                )
+            )
+        return out
