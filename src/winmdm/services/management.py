@@ -13,13 +13,14 @@ import dataclasses
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from cryptography import x509
 
-from winmdm.domain.management import CommandKind, CommandReply, Inventory, MDMSession
+from winmdm.domain.management import CommandKind, CommandReply, HostCommand, Inventory, MDMSession
 from winmdm.domain.models import Enrollment, Host, MDMStatus
 from winmdm.errors import AuthenticationFailed, WinMDMError
 from winmdm.protocol import digest, syncml
@@ -50,6 +51,18 @@ INVENTORY_GETS = (
     "./DevInfo/Man",
     "./DevInfo/Mod",
 )
+
+
+class SessionHooks(Protocol):
+    """What other services (profiles, agent package) do inside a management session's transaction."""
+
+    def first_session(self, tx: Transaction, host: Host, now: datetime) -> None:
+        """The host's first session after (re-)enrollment: queue what every new host gets."""
+        ...
+
+    def replied(self, tx: Transaction, host_id: int, command: HostCommand, now: datetime) -> None:
+        """The device answered `command` (state DONE, replies filled in)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +98,9 @@ class ManagementService:
         clock: Callable[[], datetime],
         settings: ManagementSettings | None = None,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        hooks: Sequence[SessionHooks] = (),
     ) -> None:
+        self._hooks = tuple(hooks)
         self._storage = storage
         self._certificates = certificates
         self._clock = clock
@@ -175,7 +190,7 @@ class ManagementService:
         host = updated or host
         sent = dict(session.sent)
         if not unenrolled:
-            self._deliver(tx, header, host, session, reply, server_msg_id, sent, now)
+            self._deliver(tx, header, host, session, reply, server_msg_id, sent, enrollment.id, now)
         tx.inventory.checked_in(host.id, now)
         if not reply.commands and host.mdm_status is MDMStatus.PENDING and not unenrolled:
             tx.inventory.set_mdm_status(host.id, MDMStatus.ON, now)  # first session completed
@@ -256,7 +271,7 @@ class ManagementService:
             )
             if top is None:
                 continue  # only children or Results so far; the top-level Status comes later
-            tx.commands.record_reply(
+            recorded = tx.commands.record_reply(
                 host.id,
                 queued.command.id,
                 status_code=top,
@@ -264,6 +279,10 @@ class ManagementService:
                 raw_reply="\n".join(raw[command_uuid]),
                 at=now,
             )
+            if recorded:
+                done = tx.commands.get(host.id, command_uuid)
+                for hook in self._hooks:
+                    hook.replied(tx, host.id, done, now)
         return unenrolled, updated
 
     @staticmethod
@@ -316,13 +335,20 @@ class ManagementService:
         reply: _Reply,
         server_msg_id: int,
         sent: dict[str, str],
+        enrollment_id: int,
         now: datetime,
     ) -> None:
         queued = tx.commands.next_for_host(host.id, session.session_id)  # the one hot-path query
         if host.mdm_status is MDMStatus.PENDING and not any(
-            q.command.kind is CommandKind.INVENTORY for q in tx.commands.list_for_host(host.id)
+            q.command.kind is CommandKind.INVENTORY
+            and q.command.context.get("enrollment_id") == enrollment_id
+            for q in tx.commands.list_for_host(host.id)
         ):
-            queued.append(self._queue_inventory(tx, host.id, now))  # once per host, first session
+            # Once per enrollment, in its first session: inventory, then what every new host gets.
+            self._queue_inventory(tx, host.id, enrollment_id, now)
+            for hook in self._hooks:
+                hook.first_session(tx, host, now)
+            queued = tx.commands.next_for_host(host.id, session.session_id)
         limit = header.meta.max_msg_size if header.meta and header.meta.max_msg_size else None
         limit = limit or self._settings.default_max_msg_size
         budget = int(limit * 0.9)  # headroom for the device's own accounting
@@ -350,16 +376,16 @@ class ManagementService:
             for cmd_id in ids:
                 sent[f"{server_msg_id}:{cmd_id}"] = item.command.uuid
 
-    def _queue_inventory(self, tx: Transaction, host_id: int, now: datetime):
+    def _queue_inventory(self, tx: Transaction, host_id: int, enrollment_id: int, now: datetime) -> None:
         get = syncml.Get(cmd_id=1, items=tuple(syncml.Item(target=uri) for uri in INVENTORY_GETS))
         command = tx.commands.create(
             CommandKind.INVENTORY,
             syncml.build_fragment(get).decode("utf-8"),
             at=now,
             uuid=str(uuid.UUID(bytes=self._random(16), version=4)),
+            context={"enrollment_id": enrollment_id},
         )
         tx.commands.enqueue(command.id, [host_id], now)
-        return next(q for q in tx.commands.next_for_host(host_id, "") if q.command.id == command.id)
 
     # -- replies ----------------------------------------------------------------------------------
     def _finish(
