@@ -55,6 +55,14 @@ class EnrollmentServerError(WinMDMError):
     """The server could not complete the enrollment, e.g. storage failed (s:EnrollmentServer)."""
 
 
+class InvalidInput(WinMDMError):
+    """What a person sent is wrong; `field` names where (an API field, a file line)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class Conflict(WinMDMError):
     """The change clashes with what exists (a duplicate name, a state that forbids it)."""
 

@@ -19,6 +19,7 @@ from winmdm.pki.tls import ensure_dev_tls
 from winmdm.protocol.provisioning import RenewalTerms
 from winmdm.services.authentication import Authenticator
 from winmdm.services.certificates import DeviceCertificates
+from winmdm.services.commands import CommandService
 from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
 from winmdm.services.management import ManagementService
@@ -53,6 +54,7 @@ class Runtime:
     enrollment: EnrollmentService
     certificates: DeviceCertificates
     management: ManagementService
+    commands: CommandService
     schema_revision: str | None
 
     def close(self) -> None:
@@ -104,6 +106,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         enrollment=enrollment,
         certificates=certificates,
         management=ManagementService(storage=storage, certificates=certificates, clock=clock),
+        commands=CommandService(storage=storage, clock=clock, provider_id=settings.provider_id),
         schema_revision=current_revision(engine),
     )
 
