@@ -64,6 +64,10 @@ class SessionHooks(Protocol):
         """The device answered `command` (state DONE, replies filled in)."""
         ...
 
+    def alerted(self, tx: Transaction, host: Host, alert: syncml.Alert, now: datetime) -> None:
+        """The device sent a client event or generic alert (1224, 1226), e.g. an MSI install result."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ManagementSettings:
@@ -299,6 +303,10 @@ class ManagementService:
         raw.setdefault(command_uuid, []).append(syncml.build_fragment(command).decode("utf-8"))
 
     def _alert(self, tx: Transaction, alert: syncml.Alert, host: Host, now: datetime) -> bool:
+        if int(alert.data) not in (AlertCode.GENERIC_ALERT, AlertCode.CLIENT_EVENT):
+            return False
+        for hook in self._hooks:
+            hook.alerted(tx, host, alert, now)
         if int(alert.data) != AlertCode.GENERIC_ALERT:
             return False
         for item in alert.items:
