@@ -45,9 +45,7 @@ def postgres_server_url() -> Iterator[str]:
             url, server = start_pgserver()
         check_postgres(url)
     except PostgresUnavailable as exc:
-        pytest.fail(
-            f"PostgreSQL is required for the tests and is not available: {exc}", pytrace=False
-        )
+        pytest.fail(f"PostgreSQL is required for the tests and is not available: {exc}", pytrace=False)
     try:
         yield url
     finally:
@@ -61,9 +59,7 @@ def database_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def database_url(
-    database_kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[str]:
+def database_url(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty database per test, on each backend in turn."""
     postgres_url = None
     if database_kind == "postgresql":

@@ -106,9 +106,7 @@ def drop_postgres_database(database_url: str) -> None:
 
 
 @contextmanager
-def fresh_database_url(
-    kind: Kind, *, tmp_dir: Path, postgres_url: str | None = None
-) -> Iterator[str]:
+def fresh_database_url(kind: Kind, *, tmp_dir: Path, postgres_url: str | None = None) -> Iterator[str]:
     """A URL to a new, empty database of this kind, removed afterwards.
 
     SQLite: a file in tmp_dir (left for tmp_dir's owner to clean). PostgreSQL: a new database

@@ -55,9 +55,7 @@ def test_rotation_is_picked_up_on_unknown_kid(issuer: EntraIssuer, now: datetime
         assert issuer.jwks_requests == 2
 
 
-def test_unknown_kid_right_after_a_fetch_waits_for_the_interval(
-    issuer: EntraIssuer, now: datetime
-) -> None:
+def test_unknown_kid_right_after_a_fetch_waits_for_the_interval(issuer: EntraIssuer, now: datetime) -> None:
     with JWKSCache(issuer.jwks_url, min_refresh_interval=timedelta(seconds=60)) as cache:
         cache.key_for(issuer.current_kid, now)
         new_kid = issuer.rotate()
@@ -89,9 +87,7 @@ def test_unknown_kid_after_refresh_says_so(issuer: EntraIssuer, now: datetime) -
     with JWKSCache(issuer.jwks_url) as cache:
         with pytest.raises(AuthenticationFailed) as info:
             cache.key_for("nope", now)
-        assert info.value.message.startswith(
-            f"signing key 'nope' is not in the JWKS at {issuer.jwks_url}; "
-        )
+        assert info.value.message.startswith(f"signing key 'nope' is not in the JWKS at {issuer.jwks_url}; ")
 
 
 def test_cold_cache_fetches_once_for_many_threads(issuer: EntraIssuer, now: datetime) -> None:
@@ -162,9 +158,7 @@ def test_bad_answers_are_upstream_unavailable(
         assert word in info.value.message
 
 
-def test_failed_fetch_is_not_retried_within_the_interval(
-    issuer: EntraIssuer, now: datetime
-) -> None:
+def test_failed_fetch_is_not_retried_within_the_interval(issuer: EntraIssuer, now: datetime) -> None:
     issuer.respond_with(503, b"busy")
     with JWKSCache(issuer.jwks_url) as cache:
         kid = issuer.current_kid

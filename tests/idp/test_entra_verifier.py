@@ -50,7 +50,10 @@ def test_v2_token_gives_the_identity(
     shared_issuer: EntraIssuer, shared_cache: JWKSCache, now: datetime
 ) -> None:
     token = shared_issuer.token(
-        tenant_id=TENANT, audience=CLIENT_ID, upn="bob@corp.example", device_id=DEVICE,
+        tenant_id=TENANT,
+        audience=CLIENT_ID,
+        upn="bob@corp.example",
+        device_id=DEVICE,
         issued_at=now,
     )
     identity = _verify_ok(shared_cache, token, now)
@@ -70,9 +73,7 @@ def test_v2_token_gives_the_identity(
 def test_v1_token_gives_the_identity(
     shared_issuer: EntraIssuer, shared_cache: JWKSCache, now: datetime
 ) -> None:
-    token = shared_issuer.token(
-        tenant_id=TENANT, audience=APP_ID_URI, version="1.0", issued_at=now
-    )
+    token = shared_issuer.token(tenant_id=TENANT, audience=APP_ID_URI, version="1.0", issued_at=now)
     identity = _verify_ok(shared_cache, token, now)
     assert identity.token_version == "1.0"
     assert identity.audience == APP_ID_URI
@@ -85,7 +86,9 @@ def test_audience_list_and_tenant_case_are_accepted(
     shared_issuer: EntraIssuer, shared_cache: JWKSCache, now: datetime
 ) -> None:
     token = shared_issuer.token(
-        tenant_id=TENANT, audience=CLIENT_ID, issued_at=now,
+        tenant_id=TENANT,
+        audience=CLIENT_ID,
+        issued_at=now,
         extra_claims={"aud": ["https://other.example", APP_ID_URI]},
     )
     identity = _verify_ok(shared_cache, token, now, tenant_ids=[TENANT.upper(), OTHER_TENANT])
@@ -115,8 +118,7 @@ def test_identity_claims_cannot_be_changed(
     [
         ((), {}, "alice@corp.example", "alice@corp.example"),
         (("upn",), {"preferred_username": "pref@corp.example"}, "pref@corp.example", None),
-        (("upn", "preferred_username"), {"unique_name": "uniq@corp.example"},
-         "uniq@corp.example", None),
+        (("upn", "preferred_username"), {"unique_name": "uniq@corp.example"}, "uniq@corp.example", None),
         (("upn", "preferred_username", "unique_name"), {"deviceid": DEVICE}, None, DEVICE),
         (("upn", "preferred_username", "unique_name", "deviceid"), {}, None, "oid"),
     ],
@@ -132,8 +134,11 @@ def test_upn_fallback_chain(
     principal: str | None,
 ) -> None:
     token = shared_issuer.token(
-        tenant_id=TENANT, audience=CLIENT_ID, issued_at=now,
-        drop_claims=dropped, extra_claims=extra,
+        tenant_id=TENANT,
+        audience=CLIENT_ID,
+        issued_at=now,
+        drop_claims=dropped,
+        extra_claims=extra,
     )
     identity = _verify_ok(shared_cache, token, now)
     assert identity.username == username
@@ -197,9 +202,7 @@ def _tok(**kwargs: Any) -> Callable[[EntraIssuer, datetime], str]:
 REFUSALS: dict[str, Case] = {
     "bad signature": Case(_tampered, ("signature",)),
     "stranger key": Case(
-        lambda idp, now: idp.token_signed_by_stranger(
-            tenant_id=TENANT, audience=CLIENT_ID, issued_at=now
-        ),
+        lambda idp, now: idp.token_signed_by_stranger(tenant_id=TENANT, audience=CLIENT_ID, issued_at=now),
         ("signature", "not issued by Entra"),
     ),
     "alg none": Case(_alg_none, ("algorithm", "'none'", "RS256")),
@@ -213,9 +216,7 @@ REFUSALS: dict[str, Case] = {
         _tok(extra_claims={"iss": f"https://login.microsoftonline.com/{OTHER_TENANT}/v2.0"}),
         ("issuer", OTHER_TENANT),
     ),
-    "issuer not entra": Case(
-        _tok(extra_claims={"iss": f"https://evil.example/{TENANT}/v2.0"}), ("issuer",)
-    ),
+    "issuer not entra": Case(_tok(extra_claims={"iss": f"https://evil.example/{TENANT}/v2.0"}), ("issuer",)),
     "v1 issuer without trailing slash": Case(
         _tok(version="1.0", extra_claims={"iss": f"https://sts.windows.net/{TENANT}"}),
         ("issuer",),
@@ -227,19 +228,21 @@ REFUSALS: dict[str, Case] = {
         ("audience", "'https://graph.microsoft.com'", "WINMDM_ENTRA_AUDIENCES"),
     ),
     "no audience": Case(_tok(drop_claims=["aud"]), ("audience",)),
-    "expired": Case(
-        _tok(issued_at=None, lifetime=timedelta(hours=-1)), ("expired",)
-    ),
+    "expired": Case(_tok(issued_at=None, lifetime=timedelta(hours=-1)), ("expired",)),
     "not yet valid": Case(
         lambda idp, now: idp.token(
-            tenant_id=TENANT, audience=CLIENT_ID, issued_at=now,
+            tenant_id=TENANT,
+            audience=CLIENT_ID,
+            issued_at=now,
             extra_claims={"nbf": int(now.timestamp()) + 3600},
         ),
         ("not valid before",),
     ),
     "issued in the future": Case(
         lambda idp, now: idp.token(
-            tenant_id=TENANT, audience=CLIENT_ID, issued_at=now + timedelta(hours=1),
+            tenant_id=TENANT,
+            audience=CLIENT_ID,
+            issued_at=now + timedelta(hours=1),
             drop_claims=["nbf"],
         ),
         ("issued in the future",),
@@ -249,9 +252,7 @@ REFUSALS: dict[str, Case] = {
     "wrong scp": Case(
         _tok(extra_claims={"scp": "User.Read openid"}), ("scp", "mdm_delegation", "'User.Read")
     ),
-    "scope only as prefix": Case(
-        _tok(extra_claims={"scp": "mdm_delegation_extra"}), ("mdm_delegation",)
-    ),
+    "scope only as prefix": Case(_tok(extra_claims={"scp": "mdm_delegation_extra"}), ("mdm_delegation",)),
     "no scp": Case(_tok(drop_claims=["scp"]), ("scp", "mdm_delegation")),
 }
 
@@ -304,8 +305,11 @@ def test_garbage_payload_with_valid_header_is_refused(
     ],
 )
 def test_leeway_after_expiry(
-    shared_issuer: EntraIssuer, shared_cache: JWKSCache, now: datetime,
-    shift: timedelta, accepted: bool,
+    shared_issuer: EntraIssuer,
+    shared_cache: JWKSCache,
+    now: datetime,
+    shift: timedelta,
+    accepted: bool,
 ) -> None:
     token = shared_issuer.token(
         tenant_id=TENANT, audience=CLIENT_ID, issued_at=now, lifetime=timedelta(hours=1)
@@ -326,8 +330,11 @@ def test_leeway_after_expiry(
     ],
 )
 def test_leeway_before_validity(
-    shared_issuer: EntraIssuer, shared_cache: JWKSCache, now: datetime,
-    shift: timedelta, accepted: bool,
+    shared_issuer: EntraIssuer,
+    shared_cache: JWKSCache,
+    now: datetime,
+    shift: timedelta,
+    accepted: bool,
 ) -> None:
     token = shared_issuer.token(tenant_id=TENANT, audience=CLIENT_ID, issued_at=now + shift)
     verifier = make_verifier(shared_cache)
@@ -337,9 +344,7 @@ def test_leeway_before_validity(
         assert "not valid before" in _refused(verifier, token, now)
 
 
-def test_leeway_is_configurable(
-    shared_issuer: EntraIssuer, shared_cache: JWKSCache, now: datetime
-) -> None:
+def test_leeway_is_configurable(shared_issuer: EntraIssuer, shared_cache: JWKSCache, now: datetime) -> None:
     token = shared_issuer.token(
         tenant_id=TENANT, audience=CLIENT_ID, issued_at=now, lifetime=timedelta(minutes=10)
     )

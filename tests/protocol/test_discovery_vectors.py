@@ -81,7 +81,10 @@ def test_namespace_with_and_without_trailing_slash() -> None:
         "http://schemas.microsoft.com/windows/management/2012/01/enrollment/",
     ):
         data = discovery.build_discover_request(
-            email="alice@corp.example", request_version="6.0", message_id="urn:uuid:1", to="https://x/d",
+            email="alice@corp.example",
+            request_version="6.0",
+            message_id="urn:uuid:1",
+            to="https://x/d",
             namespace=namespace,
         )
         assert discovery.parse_discover(soap.parse_envelope(data)).request_version == Decimal("6.0")

@@ -67,7 +67,9 @@ def test_policy_response_validates_and_matches_vectors() -> None:
 
 
 def test_attestation_policy_vector_is_read() -> None:
-    answer = xcep.parse_get_policies_response(vector("policy/mde2_getpolicies_response_azure_attestation.xml"))
+    answer = xcep.parse_get_policies_response(
+        vector("policy/mde2_getpolicies_response_azure_attestation.xml")
+    )
     assert answer.min_key_length == 2048
 
 
@@ -81,14 +83,19 @@ def test_rst_requests_parse(name: str) -> None:
     rst = wstep.parse_rst(soap.parse_envelope(data))
     assert rst.request_type is wstep.RequestType.ISSUE
     assert rst.value_type == ns.VALUE_TYPE_PKCS10
-    assert rst.context.get("DeviceID") in ("7BA748C8-703E-4DF2-A74A-92984117346A", "DB257C3A08778F4FB61E2749066C1F27")
+    assert rst.context.get("DeviceID") in (
+        "7BA748C8-703E-4DF2-A74A-92984117346A",
+        "DB257C3A08778F4FB61E2749066C1F27",
+    )
     assert rst.context.get("EnrollmentType") == "Full"
     assert len(rst.context.get_all("MAC")) == 2
     assert rst.context.get("devicename") == rst.context.get("DeviceName")
     if "captured" in name:
         assert rst.context.get_bool("NotInOobe") is False
         assert rst.context.get_bool("UXInitiated") is False
-        assert rst.context.get("HWDevID") == "BF2D12A95AE42E47D58465E9A71336CAF33FCCAD3088F140F4D50B371FB2256F"
+        assert (
+            rst.context.get("HWDevID") == "BF2D12A95AE42E47D58465E9A71336CAF33FCCAD3088F140F4D50B371FB2256F"
+        )
         assert rst.request[:2] == b"\x30\x82"  # the genuine DER CSR
     if "onpremise" in name:
         assert rst.security.username is not None
@@ -110,9 +117,17 @@ def test_rstr_matches_vector_shape() -> None:
 
         body_shape = shape(xml.child(our_root, "Body"))
         assert body_shape == shape(xml.child(theirs, "Body"))
-        assert xml.text(xml.path(our_root, "Header", "Security", "Timestamp", "Created")) == "2026-11-23T12:00:00.000Z"
-        assert xml.text(xml.path(our_root, "Header", "Security", "Timestamp", "Expires")) == "2026-11-23T12:05:00.000Z"
-        assert xml.text(xml.path(our_root, "Header", "Action")) == xml.text(xml.path(theirs, "Header", "Action"))
+        assert (
+            xml.text(xml.path(our_root, "Header", "Security", "Timestamp", "Created"))
+            == "2026-11-23T12:00:00.000Z"
+        )
+        assert (
+            xml.text(xml.path(our_root, "Header", "Security", "Timestamp", "Expires"))
+            == "2026-11-23T12:05:00.000Z"
+        )
+        assert xml.text(xml.path(our_root, "Header", "Action")) == xml.text(
+            xml.path(theirs, "Header", "Action")
+        )
 
 
 @pytest.mark.parametrize("name", family("faults"))
@@ -143,9 +158,9 @@ def test_faults_match_vector_shape(name: str) -> None:
         their_names = [xml.local(e).lower() for e in their_detail.iter()]
         our_names = [xml.local(e).lower() for e in our_detail.iter()]
         assert our_names == their_names
-        assert xml.text(xml.path(theirs, "Body", "Fault", "Detail", "deviceenrollmentserviceerror", "errortype")).lower() == (
-            "devicecapreached"
-        )
+        assert xml.text(
+            xml.path(theirs, "Body", "Fault", "Detail", "deviceenrollmentserviceerror", "errortype")
+        ).lower() == ("devicecapreached")
 
 
 @pytest.mark.parametrize("name", family("provisioning"))

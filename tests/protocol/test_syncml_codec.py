@@ -260,3 +260,12 @@ def test_hostile_input_is_refused() -> None:
 def test_building_a_non_command_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="not a SyncML command: Item"):
         syncml.build_message(_message(Item()))  # type: ignore[arg-type]
+
+
+def test_data_keeps_its_whitespace_for_chunked_objects() -> None:
+    """A chunk boundary can fall on a space: Data is read exactly as sent."""
+    item = syncml.Item(target="./Device/Vendor/MSFT/Test/Log", data=" line 1;\n line ", more_data=True)
+    header = syncml.SyncHdr(session_id="1", msg_id=1, target="https://mdm.example/x", source="DEV")
+    message = syncml.Message(header=header, commands=(syncml.Replace(cmd_id=2, items=(item,)),))
+    parsed = syncml.parse_message(syncml.build_message(message))
+    assert parsed.commands[0].items[0].data == " line 1;\n line "

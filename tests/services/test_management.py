@@ -223,3 +223,45 @@ def test_kinds_are_recorded(runtime, client, managed) -> None:
     host_id = _host_id(runtime, managed)
     command = runtime.commands.wipe(host_id, protected=True, actor=None)
     assert command.kind is CommandKind.WIPE_PROTECTED
+
+
+def test_a_large_command_is_sent_in_chunks(runtime, client, managed) -> None:
+    managed.session(client)
+    host_id = _host_id(runtime, managed)
+    value = "<policy>" + "é" * 9000 + "</policy>"  # escaped and multi-byte: sizes are in bytes
+    command = runtime.commands.run_syncml(
+        [host_id],
+        "<Replace><CmdID>1</CmdID><Item><Target><LocURI>./Device/Vendor/MSFT/Test/Big</LocURI></Target>"
+        f'<Meta><Format xmlns="syncml:metinf">chr</Format></Meta><Data>{value.replace("<", "&lt;")}</Data>'
+        "</Item></Replace>",
+        actor=None,
+    )
+    log = managed.session(client, max_msg_size=4000)
+    assert managed.nodes["./Device/Vendor/MSFT/Test/Big"] == value
+    assert managed.chunks_received >= 4
+    for reply in log.replies:
+        assert len(syncml.build_message(reply)) <= 4000
+    first = next(c for c in log.received if isinstance(c, syncml.Replace))
+    assert first.items[0].more_data and first.items[0].meta.size == len(value.encode())
+    result = runtime.commands.result(host_id, command.uuid)
+    assert result.state is CommandState.DONE and result.status_code == 200
+
+
+def test_a_large_result_from_the_device_is_assembled(runtime, client, managed) -> None:
+    managed.session(client)
+    host_id = _host_id(runtime, managed)
+    value = "".join(f"line {n};" for n in range(2500))
+    managed.nodes["./Device/Vendor/MSFT/Test/Log"] = value
+    managed.max_chunk = 3000
+    command = runtime.commands.run_syncml(
+        [host_id],
+        "<Get><CmdID>1</CmdID><Item><Target><LocURI>./Device/Vendor/MSFT/Test/Log</LocURI></Target></Item></Get>",
+        actor=None,
+    )
+    log = managed.session(client)
+    assert any(isinstance(c, syncml.Alert) and int(c.data) == 1222 for c in log.received)
+    result = runtime.commands.result(host_id, command.uuid)
+    assert result.state is CommandState.DONE
+    assert [r.items for r in result.replies if r.cmd == "Results"] == [
+        (("./Device/Vendor/MSFT/Test/Log", value),)
+    ]

@@ -8,6 +8,7 @@ the server answers with nothing but Status.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import secrets
 import ssl
 import tempfile
@@ -48,6 +49,11 @@ class ManagedDevice:
     nonce: bytes = b""
     credential: str = ""
     name: str = ""
+    # Large objects: the device sends Results data longer than this in chunks (None: never).
+    max_chunk: int | None = None
+    chunks_received: int = 0
+    _incoming: dict[tuple[str, str], str] = field(default_factory=dict)
+    _outgoing: list[syncml.Results] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         enrolled = self.device.enrolled
@@ -184,11 +190,63 @@ class ManagedDevice:
         msg_ref = reply.header.msg_id
         for command in commands:
             answers.extend(self._execute(command, msg_ref, next_id))
+        if self._outgoing:  # the server asked for the next message (Alert 1222): next chunk
+            chunk = self._outgoing.pop(0)
+            answers.append(dataclasses.replace(chunk, cmd_id=next(next_id)))
         return answers
+
+    def _absorb(self, command: syncml.Command) -> syncml.Command | None:
+        """Assemble chunked items (MoreData); None while more chunks are due."""
+        items = getattr(command, "items", ())
+        if len(items) != 1 or isinstance(command, syncml.Alert):
+            return command
+        item = items[0]
+        key = (command.name, item.target or "")
+        if item.more_data:
+            self._incoming[key] = self._incoming.get(key, "") + (item.data or "")
+            self.chunks_received += 1
+            return None
+        if key in self._incoming:
+            data = self._incoming.pop(key) + (item.data or "")
+            return dataclasses.replace(command, items=(dataclasses.replace(item, data=data),))
+        return command
+
+    def _results(self, command: syncml.Command, msg_ref: int, results: list[syncml.Item], next_id):
+        items = tuple(results)
+        if self.max_chunk and len(items) == 1 and len(items[0].data or "") > self.max_chunk:
+            data = items[0].data or ""
+            pieces = [data[i : i + self.max_chunk] for i in range(0, len(data), self.max_chunk)]
+            chunks = [
+                syncml.Results(
+                    cmd_id=0,
+                    msg_ref=msg_ref,
+                    cmd_ref=command.cmd_id,
+                    items=(
+                        syncml.Item(
+                            source=items[0].source,
+                            data=piece,
+                            more_data=n < len(pieces) - 1,
+                            meta=syncml.Meta(size=len(data.encode())) if n == 0 else None,
+                        ),
+                    ),
+                )
+                for n, piece in enumerate(pieces)
+            ]
+            self._outgoing.extend(chunks[1:])
+            return dataclasses.replace(chunks[0], cmd_id=next(next_id))
+        return syncml.Results(cmd_id=next(next_id), msg_ref=msg_ref, cmd_ref=command.cmd_id, items=items)
 
     def _execute(self, command: syncml.Command, msg_ref: int, next_id) -> list[syncml.Command]:
         out: list[syncml.Command] = []
         code: int = StatusCode.OK
+        whole = self._absorb(command)
+        if whole is None:
+            return [
+                syncml.command_status(
+                    command, StatusCode.CHUNK_ACCEPTED, cmd_id=next(next_id), msg_ref=msg_ref
+                )
+            ]
+        command = whole
         if isinstance(command, syncml.Atomic | syncml.Sequence):
             inner = [self._execute(child, msg_ref, next_id) for child in command.commands]
             failed = any(int(s.data) >= 300 for group in inner for s in group if isinstance(s, syncml.Status))
@@ -217,9 +275,5 @@ class ManagedDevice:
                 code = StatusCode.OK if self.nodes.pop(uri, None) is not None else StatusCode.NOT_FOUND
         out.append(syncml.command_status(command, code, cmd_id=next(next_id), msg_ref=msg_ref))
         if results:
-            out.append(
-                syncml.Results(
-                    cmd_id=next(next_id), msg_ref=msg_ref, cmd_ref=command.cmd_id, items=tuple(results)
-                )
-            )
+            out.append(self._results(command, msg_ref, results, next_id))
         return out

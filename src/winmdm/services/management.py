@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
 import logging
 import secrets
 import uuid
@@ -25,6 +26,7 @@ from winmdm.domain.models import Enrollment, Host, MDMStatus
 from winmdm.errors import AuthenticationFailed, WinMDMError
 from winmdm.protocol import digest, syncml
 from winmdm.protocol.syncml import AlertCode, Cmd, StatusCode
+from winmdm.services import large_objects
 from winmdm.services.certificates import DeviceCertificates
 from winmdm.storage.protocols import Storage, Transaction
 
@@ -190,17 +192,22 @@ class ManagementService:
             )
         else:
             reply.statuses.append(syncml.header_status(header, StatusCode.OK, cmd_id=reply.cmd_id()))
-        unenrolled, updated = self._read_commands(tx, message, host, session, reply, now)
+        unenrolled, updated, incoming = self._read_commands(tx, message, host, session, reply, now)
         host = updated or host
         sent = dict(session.sent)
-        if not unenrolled:
-            self._deliver(tx, header, host, session, reply, server_msg_id, sent, enrollment.id, now)
+        pending = list(session.pending_chunks)
+        if incoming is not None:
+            # The device is sending a large object: ask for its next message (Alert 1222).
+            reply.commands.append(syncml.Alert(cmd_id=reply.cmd_id(), data=AlertCode.NEXT_MESSAGE))
+        elif not unenrolled:
+            pending = self._deliver(
+                tx, header, host, session, reply, server_msg_id, sent, pending, enrollment.id, now
+            )
         tx.inventory.checked_in(host.id, now)
         if not reply.commands and host.mdm_status is MDMStatus.PENDING and not unenrolled:
             tx.inventory.set_mdm_status(host.id, MDMStatus.ON, now)  # first session completed
-        return self._finish(
-            tx, reply, dataclasses.replace(session, sent=sent), header, server_msg_id, now, authenticated=True
-        )
+        session = dataclasses.replace(session, sent=sent, incoming=incoming, pending_chunks=tuple(pending))
+        return self._finish(tx, reply, session, header, server_msg_id, now, authenticated=True)
 
     def _check_cred(self, header: syncml.SyncHdr, enrollment: Enrollment) -> StatusCode | None:
         """None when the digest Cred proves the device; else 407 (missing) or 401 (wrong)."""
@@ -234,20 +241,44 @@ class ManagementService:
         session: MDMSession,
         reply: _Reply,
         now: datetime,
-    ) -> tuple[bool, Host | None]:
+    ) -> tuple[bool, Host | None, dict | None]:
         """Answer every client command; ingest replies to ours.
 
-        Returns whether the device unenrolled, and the host as updated by inventory (if it was).
+        Returns whether the device unenrolled, the host as updated by inventory (if it was), and
+        the large object the device is still sending in chunks (if any).
         """
         header = message.header
         inventory: dict[str, str] = {}
         replies: dict[str, list[CommandReply]] = {}
         raw: dict[str, list[str]] = {}
         unenrolled = False
-        for command in message.commands:
-            if isinstance(command, syncml.Status):
-                self._collect(session, command.msg_ref, command.cmd_ref, command, replies, raw)
+        incoming = session.incoming
+        for original in message.commands:
+            if isinstance(original, syncml.Status):
+                self._collect(session, original.msg_ref, original.cmd_ref, original, replies, raw)
                 continue
+            previous = incoming
+            absorbed = large_objects.absorb(original, incoming)
+            incoming = absorbed.incoming
+            if incoming is not None and isinstance(original, syncml.Results):
+                # Replies to the command whose Results are still arriving wait for the rest.
+                ref = f"{original.msg_ref}:{original.cmd_ref}"
+                incoming = {**incoming, "ref": ref, "stash": (previous or {}).get("stash", [])}
+            elif previous is not None and incoming is None and previous.get("stash"):
+                command_uuid = session.sent.get(previous["ref"])
+                if command_uuid is not None:
+                    for cmd_ref, cmd, code, fragment in previous["stash"]:
+                        replies.setdefault(command_uuid, []).append(
+                            CommandReply(cmd_ref=cmd_ref, cmd=cmd, code=code)
+                        )
+                        raw.setdefault(command_uuid, []).append(fragment)
+            if absorbed.code is not None or absorbed.command is None:
+                code = absorbed.code or StatusCode.BAD_REQUEST
+                reply.statuses.append(
+                    syncml.command_status(original, code, cmd_id=reply.cmd_id(), msg_ref=header.msg_id)
+                )
+                continue
+            command = absorbed.command
             code: int = StatusCode.OK
             if isinstance(command, syncml.Results):
                 self._collect(session, command.msg_ref, command.cmd_ref, command, replies, raw)
@@ -266,12 +297,26 @@ class ManagementService:
                 syncml.command_status(command, code, cmd_id=reply.cmd_id(), msg_ref=header.msg_id)
             )
         updated = tx.inventory.record_inventory(host.id, Inventory(**inventory), now) if inventory else None
+        deferred = session.sent.get(incoming["ref"]) if incoming and "ref" in incoming else None
         for command_uuid, collected in replies.items():
+            if command_uuid == deferred:
+                stash = [
+                    [r.cmd_ref, r.cmd, r.code, f] for r, f in zip(collected, raw[command_uuid], strict=True)
+                ]
+                incoming = {**incoming, "stash": incoming["stash"] + stash}
+                continue
             queued = tx.commands.get(host.id, command_uuid)
             if queued is None or not queued.cmd_ids:
                 continue
             top = next(
-                (r.code for r in collected if r.cmd_ref == queued.cmd_ids[0] and r.cmd != Cmd.RESULTS), None
+                (
+                    r.code
+                    for r in collected
+                    if r.cmd_ref == queued.cmd_ids[0]
+                    and r.cmd != Cmd.RESULTS
+                    and r.code != StatusCode.CHUNK_ACCEPTED
+                ),
+                None,
             )
             if top is None:
                 continue  # only children or Results so far; the top-level Status comes later
@@ -287,7 +332,7 @@ class ManagementService:
                 done = tx.commands.get(host.id, command_uuid)
                 for hook in self._hooks:
                     hook.replied(tx, host.id, done, now)
-        return unenrolled, updated
+        return unenrolled, updated, incoming
 
     @staticmethod
     def _collect(session, msg_ref, cmd_ref, command, replies, raw) -> None:
@@ -343,9 +388,31 @@ class ManagementService:
         reply: _Reply,
         server_msg_id: int,
         sent: dict[str, str],
+        pending: list[str],
         enrollment_id: int,
         now: datetime,
-    ) -> None:
+    ) -> list[str]:
+        """Add queued commands to the reply within the client's MaxMsgSize; returns the chunks of
+        a large command still to send in later messages."""
+        limit = header.meta.max_msg_size if header.meta and header.meta.max_msg_size else None
+        limit = limit or self._settings.default_max_msg_size
+        budget = int(limit * 0.9)  # headroom for the device's own accounting
+        if pending:
+            entry = json.loads(pending.pop(0))
+            chunk = syncml.parse_fragment(entry["fragment"].encode("utf-8"))
+            numbered, ids = _renumber(chunk, reply)
+            reply.commands.append(numbered)
+            sent[f"{server_msg_id}:{ids[0]}"] = entry["uuid"]
+            if not pending:  # the last chunk carries the command's final Status
+                tx.commands.mark_sent(
+                    host.id,
+                    entry["command_id"],
+                    session_id=session.session_id,
+                    msg_id=server_msg_id,
+                    cmd_ids=ids,
+                    at=now,
+                )
+            return pending
         queued = tx.commands.next_for_host(host.id, session.session_id)  # the one hot-path query
         if host.mdm_status is MDMStatus.PENDING and not any(
             q.command.kind is CommandKind.INVENTORY
@@ -357,9 +424,6 @@ class ManagementService:
             for hook in self._hooks:
                 hook.first_session(tx, host, now)
             queued = tx.commands.next_for_host(host.id, session.session_id)
-        limit = header.meta.max_msg_size if header.meta and header.meta.max_msg_size else None
-        limit = limit or self._settings.default_max_msg_size
-        budget = int(limit * 0.9)  # headroom for the device's own accounting
         for item in queued[: self._settings.max_commands_per_message]:
             try:
                 command = syncml.parse_fragment(item.command.payload.encode("utf-8"))
@@ -369,9 +433,41 @@ class ManagementService:
             start = reply.next_cmd_id
             numbered, ids = _renumber(command, reply)
             reply.commands.append(numbered)
-            if reply.commands[:-1] and syncml.encoded_size(reply.message()) > budget:
+            if syncml.encoded_size(reply.message()) > budget:
                 reply.commands.pop()
                 reply.next_cmd_id = start
+                if reply.commands:
+                    break  # the rest goes in the next message
+                chunks = self._split(command, reply, budget)
+                if chunks is None:
+                    log.warning(
+                        "command %s is larger than MaxMsgSize and cannot be chunked", item.command.uuid
+                    )
+                    numbered, ids = _renumber(command, reply)
+                    reply.commands.append(numbered)
+                else:
+                    numbered, ids = _renumber(chunks[0], reply)
+                    reply.commands.append(numbered)
+                    pending = [
+                        json.dumps(
+                            {
+                                "uuid": item.command.uuid,
+                                "command_id": item.command.id,
+                                "fragment": syncml.build_fragment(c).decode("utf-8"),
+                            }
+                        )
+                        for c in chunks[1:]
+                    ]
+                tx.commands.mark_sent(
+                    host.id,
+                    item.command.id,
+                    session_id=session.session_id,
+                    msg_id=server_msg_id,
+                    cmd_ids=ids,
+                    at=now,
+                )
+                for cmd_id in ids:
+                    sent[f"{server_msg_id}:{cmd_id}"] = item.command.uuid
                 break
             tx.commands.mark_sent(
                 host.id,
@@ -383,6 +479,18 @@ class ManagementService:
             )
             for cmd_id in ids:
                 sent[f"{server_msg_id}:{cmd_id}"] = item.command.uuid
+        return pending
+
+    @staticmethod
+    def _split(command: syncml.Command, reply: _Reply, budget: int) -> list[syncml.Command] | None:
+        cmd_id = reply.next_cmd_id
+
+        def fits(candidate: syncml.Command) -> bool:
+            trial = dataclasses.replace(candidate, cmd_id=cmd_id)
+            message = syncml.Message(header=reply.header, commands=(*reply.statuses, trial), final=True)
+            return syncml.encoded_size(message) <= budget
+
+        return large_objects.split(command, fits)
 
     def _queue_inventory(self, tx: Transaction, host_id: int, enrollment_id: int, now: datetime) -> None:
         get = syncml.Get(cmd_id=1, items=tuple(syncml.Item(target=uri) for uri in INVENTORY_GETS))

@@ -257,11 +257,15 @@ def _item(el: xml.Element, where: str) -> Item:
 
 
 def _data(el: xml.Element | None) -> str | None:
-    """Text, or inline XML serialized to text (e.g. an MsiInstallJob; protocol.md §9)."""
+    """Text as sent, or inline XML serialized to text (e.g. an MsiInstallJob; protocol.md §9).
+
+    Unlike other elements, Data is not stripped: whitespace can be content, and a chunk boundary
+    can fall on it. Readers of values (inventory, codes) strip what they compare."""
     if el is None:
         return None
     if next(xml.children(el), None) is None:
-        return xml.text(el)
+        # Kept exactly: a chunk of a large object may begin or end with whitespace (MoreData).
+        return "".join(el.itertext())
     parts = [el.text or ""]
     for child in el:
         parts.append(_inline(child, xml.namespace(el)) if isinstance(child.tag, str) else "")
