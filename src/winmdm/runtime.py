@@ -17,6 +17,7 @@ from winmdm.idp.jwks import JWKSCache
 from winmdm.pki.ca import DeviceCA
 from winmdm.pki.tls import ensure_dev_tls
 from winmdm.protocol.provisioning import RenewalTerms
+from winmdm.services.agent import AgentService, load_or_create_key
 from winmdm.services.authentication import Authenticator
 from winmdm.services.certificates import DeviceCertificates
 from winmdm.services.commands import CommandService
@@ -55,6 +56,7 @@ class Runtime:
     certificates: DeviceCertificates
     management: ManagementService
     commands: CommandService
+    agent: AgentService
     schema_revision: str | None
 
     def close(self) -> None:
@@ -95,6 +97,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         clock=clock,
     )
     certificates = DeviceCertificates(storage=storage, ca=ca, clock=clock)
+    agent = AgentService(storage, clock, load_or_create_key(config.data_dir), config.server_url)
     return Runtime(
         config=config,
         storage=storage,
@@ -105,8 +108,9 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         endpoints=endpoints,
         enrollment=enrollment,
         certificates=certificates,
-        management=ManagementService(storage=storage, certificates=certificates, clock=clock),
+        management=ManagementService(storage=storage, certificates=certificates, clock=clock, hooks=[agent]),
         commands=CommandService(storage=storage, clock=clock, provider_id=settings.provider_id),
+        agent=agent,
         schema_revision=current_revision(engine),
     )
 

@@ -8,7 +8,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from winmdm.runtime import Runtime
-from winmdm.web import enrollment_routes, management_routes
+from winmdm.web import agent_routes, enrollment_routes, management_routes
 
 
 async def health(request: Request) -> Response:
@@ -25,6 +25,7 @@ def create_app(runtime: Runtime) -> Starlette:
             Route("/healthz", health, methods=["GET"]),
             *enrollment_routes.routes(),
             *management_routes.routes(),
+            *agent_routes.routes(),
         ],
         exception_handlers={500: _server_error},
     )
