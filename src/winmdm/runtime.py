@@ -24,6 +24,7 @@ from winmdm.services.commands import CommandService
 from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
 from winmdm.services.management import ManagementService
+from winmdm.services.profiles import ProfileService
 from winmdm.storage.database import create_engine_for, current_revision, migrate
 from winmdm.storage.protocols import Storage
 from winmdm.storage.sql import SQLStorage
@@ -57,6 +58,7 @@ class Runtime:
     management: ManagementService
     commands: CommandService
     agent: AgentService
+    profiles: ProfileService
     schema_revision: str | None
 
     def close(self) -> None:
@@ -98,6 +100,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
     )
     certificates = DeviceCertificates(storage=storage, ca=ca, clock=clock)
     agent = AgentService(storage, clock, load_or_create_key(config.data_dir), config.server_url)
+    profiles = ProfileService(storage, clock)
     return Runtime(
         config=config,
         storage=storage,
@@ -108,9 +111,12 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         endpoints=endpoints,
         enrollment=enrollment,
         certificates=certificates,
-        management=ManagementService(storage=storage, certificates=certificates, clock=clock, hooks=[agent]),
+        management=ManagementService(
+            storage=storage, certificates=certificates, clock=clock, hooks=[profiles, agent]
+        ),
         commands=CommandService(storage=storage, clock=clock, provider_id=settings.provider_id),
         agent=agent,
+        profiles=profiles,
         schema_revision=current_revision(engine),
     )
 
