@@ -488,3 +488,13 @@ def test_unknown_hosts_and_profiles(runtime) -> None:
         runtime.profiles.host_profiles(999_999)
     with pytest.raises(NotFound, match="no profile with id 999999"):
         runtime.profiles.get_profile(999_999)
+
+
+def test_a_profile_too_big_for_one_message_is_refused(runtime) -> None:
+    big = (
+        "<Replace><CmdID>1</CmdID><Item><Target><LocURI>./Device/Vendor/MSFT/Policy/Config/A/B</LocURI>"
+        f"</Target><Data>{'x' * 50_000}</Data></Item></Replace>"
+    )
+    with pytest.raises(InvalidInput, match="split it into several profiles") as error:
+        runtime.profiles.add_profile(None, "Huge", big, actor=None)
+    assert error.value.field == "syncml"

@@ -117,6 +117,9 @@ def _format(item: syncml.Item, command: syncml.ItemCommand) -> str | None:
     return None
 
 
+MAX_DELIVERY_BYTES = 48 * 1024
+
+
 def parse_profile(text: str) -> _Plan:
     """Validate an admin's profile SyncML; InvalidInput says what is wrong and where."""
     top = parse_admin_syncml(text, allowed=PROFILE_COMMANDS, field="syncml", scopes=SCOPES)
@@ -141,7 +144,17 @@ def parse_profile(text: str) -> _Plan:
                 )
             seen[uri] = where
         commands.append(command)
-    return _Plan(tuple(commands))
+    plan = _Plan(tuple(commands))
+    size = len(syncml.build_fragment(plan.delivery(set())))
+    if size > MAX_DELIVERY_BYTES:
+        # An Atomic cannot travel in chunks (large objects are per item, outside Atomic), so the
+        # whole profile must fit one message under Windows' usual 64 KiB MaxMsgSize.
+        raise InvalidInput(
+            f"the profile is {size} bytes as sent to Windows; the limit is {MAX_DELIVERY_BYTES}: "
+            "split it into several profiles",
+            field="syncml",
+        )
+    return plan
 
 
 def _walk(commands: Sequence[syncml.Command], parent: str = "") -> Iterator[tuple[str, Any]]:
