@@ -7,51 +7,76 @@ presented, its predecessor is revoked: from then on only the new one works.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from winmdm.domain.models import CertificateStatus, DeviceCertificate
 from winmdm.errors import AuthenticationFailed
 from winmdm.pki.ca import DeviceCA
-from winmdm.storage.protocols import Storage
+from winmdm.storage.protocols import Storage, Transaction
 
 log = logging.getLogger("winmdm.certificates")
 
 
 class DeviceCertificates:
+    """Checks presented client certificates. Signature checks are remembered by fingerprint
+    (bounded): a device presents the same certificate at every check-in."""
+
+    MEMO_SIZE = 4096
+
     def __init__(self, *, storage: Storage, ca: DeviceCA, clock: Callable[[], datetime]) -> None:
         self._storage = storage
         self._ca = ca
         self._clock = clock
+        self._issued: OrderedDict[bytes, bool] = OrderedDict()
+        self._lock = threading.Lock()
 
     def authenticate(self, cert: x509.Certificate) -> DeviceCertificate:
         """The stored record of a presented client certificate, or AuthenticationFailed."""
-        now = self._clock()
+        with self._storage.transaction() as tx:
+            return self.check(tx, cert, self._clock())
+
+    def check(self, tx: Transaction, cert: x509.Certificate, now: datetime) -> DeviceCertificate:
+        """As `authenticate`, inside the caller's transaction (a management session's)."""
         serial = format(cert.serial_number, "x")
-        if not self._ca.issued_by_me(cert):
+        if not self._issued_by_ca(cert):
             raise AuthenticationFailed(
                 f"client certificate {serial} was not issued by this server's device CA"
             )
-        with self._storage.transaction() as tx:
-            record = tx.certificates.get(serial)
-            if record is None:
-                raise AuthenticationFailed(f"client certificate {serial} is unknown to this server")
-            if record.status is not CertificateStatus.ACTIVE:
-                raise AuthenticationFailed(
-                    f"client certificate {serial} was revoked ({record.revoked_reason})"
-                )
-            if not record.not_before <= now < record.not_after:
-                raise AuthenticationFailed(
-                    f"client certificate {serial} is not valid at {now:%Y-%m-%d %H:%M} UTC"
-                )
-            first_use = tx.certificates.mark_first_use(serial, now)
-            if (
-                first_use
-                and record.replaces_serial
-                and tx.certificates.revoke(record.replaces_serial, now, f"renewed as {serial}")
+        record = tx.certificates.get(serial)
+        if record is None:
+            raise AuthenticationFailed(f"client certificate {serial} is unknown to this server")
+        if record.status is not CertificateStatus.ACTIVE:
+            raise AuthenticationFailed(f"client certificate {serial} was revoked ({record.revoked_reason})")
+        if not record.not_before <= now < record.not_after:
+            raise AuthenticationFailed(
+                f"client certificate {serial} is not valid at {now:%Y-%m-%d %H:%M} UTC"
+            )
+        if record.first_used_at is None and tx.certificates.mark_first_use(serial, now):
+            if record.replaces_serial and tx.certificates.revoke(
+                record.replaces_serial, now, f"renewed as {serial}"
             ):
                 log.info("certificate %s replaced by %s on first use", record.replaces_serial, serial)
-            return tx.certificates.get(serial) or record
+            record = dataclasses.replace(record, first_used_at=now)
+        return record
+
+    def _issued_by_ca(self, cert: x509.Certificate) -> bool:
+        key = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
+        with self._lock:
+            known = self._issued.get(key)
+        if known is not None:
+            return known
+        issued = self._ca.issued_by_me(cert)
+        with self._lock:
+            self._issued[key] = issued
+            while len(self._issued) > self.MEMO_SIZE:
+                self._issued.popitem(last=False)
+        return issued

@@ -118,14 +118,14 @@ class ManagementService:
         message = syncml.parse_message(body)
         header = message.header
         now = self._clock()
-        cert_host: int | None = None
-        if client_cert is not None:
-            try:
-                cert_host = self._certificates.authenticate(client_cert).host_id
-            except AuthenticationFailed as exc:
-                log.warning("device %r refused: %s", header.source, exc.message)
-                return self._refusal(header, StatusCode.FORBIDDEN)
         with self._storage.transaction() as tx:
+            cert_host: int | None = None
+            if client_cert is not None:
+                try:
+                    cert_host = self._certificates.check(tx, client_cert, now).host_id
+                except AuthenticationFailed as exc:
+                    log.warning("device %r refused: %s", header.source, exc.message)
+                    return self._refusal(header, StatusCode.FORBIDDEN)
             enrollment = tx.enrollments.find_active_by_device_id(header.source)
             if enrollment is None:
                 log.warning("device %r refused: no active enrollment has this DeviceID", header.source)
