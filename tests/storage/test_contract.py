@@ -169,6 +169,19 @@ def test_find_known_prefers_hardware_id(storage: SQLStorage) -> None:
         assert tx.hosts.find_known(hw_dev_id="HW-unknown", device_id="DEV-unknown") is None
 
 
+def test_find_known_hardware_id_wins_over_an_older_device_id_match(storage: SQLStorage) -> None:
+    with storage.transaction() as tx:
+        older_by_dev = tx.hosts.create(new_host(uuid="u-dev", hw_dev_id="HW-2", device_id="DEV-1"))
+        by_hw = tx.hosts.create(new_host(uuid="u-hw", hw_dev_id="HW-1", device_id="DEV-X"))
+        tx.hosts.create(new_host(uuid="u-hw-newer", hw_dev_id="HW-1", device_id="DEV-Y"))
+        tx.hosts.create(new_host(uuid="u-dev-newer", hw_dev_id="HW-3", device_id="DEV-1"))
+    with storage.transaction() as tx:
+        assert tx.hosts.find_known(hw_dev_id="HW-1", device_id="DEV-1") == by_hw
+        # Several matches of the same kind: the oldest host.
+        assert tx.hosts.find_known(hw_dev_id="HW-1", device_id=None) == by_hw
+        assert tx.hosts.find_known(hw_dev_id="", device_id="DEV-1") == older_by_dev
+
+
 def test_find_known_never_matches_missing_identifiers(storage: SQLStorage) -> None:
     with storage.transaction() as tx:
         tx.hosts.create(new_host(uuid="u-1", hw_dev_id=None, device_id=None))

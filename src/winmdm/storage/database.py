@@ -8,6 +8,7 @@ take an advisory lock so processes starting together do not race each other.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, InvalidatePoolError, NoSuchModuleError
 from sqlalchemy.exc import OperationalError as SAOperationalError
 
 from winmdm.errors import ConfigError
@@ -28,6 +29,8 @@ from winmdm.errors import ConfigError
 SETTING = "WINMDM_DATABASE_URL"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A pooled PostgreSQL connection idle longer than this is pinged before use (see _ping_if_idle).
+IDLE_PING_SECONDS = 10.0
 # Any fixed 64-bit number: the PostgreSQL advisory lock that serialises concurrent migrations.
 _MIGRATION_LOCK_ID = 0x57494E4D444D  # "WINMDM"
 
@@ -61,9 +64,40 @@ def create_engine_for(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     try:
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        engine = sa.create_engine(parsed)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise ConfigError(SETTING, f"cannot use {_safe(parsed)}: {type(exc).__name__}") from None
+    _ping_if_idle(engine)
+    return engine
+
+
+def _ping_if_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it has sat idle for a while.
+
+    `pool_pre_ping` pings on every checkout: one more round trip per transaction, which is most
+    of an idle check-in's cost on a remote server. A connection used a moment ago is as good as
+    a ping; one idle for IDLE_PING_SECONDS may have been closed by a server restart, an idle
+    timeout or a proxy, and is pinged and replaced (with every older pooled connection) if dead.
+    A restart between two busy moments fails the transactions then in flight, as it would with
+    pre-ping; SQLAlchemy then drops the whole pool on that first disconnect error.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["winmdm_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("winmdm_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, None):
+                raise InvalidatePoolError(str(exc)) from exc
+            raise
 
 
 def _sqlite_engine(url: URL) -> Engine:
@@ -92,14 +126,23 @@ def _sqlite_engine(url: URL) -> Engine:
         finally:
             cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # IMMEDIATE takes the write lock up front, where busy_timeout waits for it. A deferred
-        # transaction that reads, then writes, fails at once with SQLITE_BUSY under WAL when
-        # another writer got in between; nearly every winmdm transaction writes.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
+    # IMMEDIATE takes the write lock up front, where busy_timeout waits for it. A deferred
+    # transaction that reads, then writes, fails at once with SQLITE_BUSY under WAL when another
+    # writer got in between; nearly every winmdm transaction writes. Sent by this engine's
+    # dialect rather than a "begin" event: any connection event makes SQLAlchemy dispatch events
+    # around every statement, and exec_driver_sql is a whole statement execution of its own.
+    # Errors are wrapped and handled like any statement's (do_begin runs inside SQLAlchemy's
+    # error handling).
+    engine.dialect.do_begin = _begin_immediate  # type: ignore[method-assign]
     return engine
+
+
+def _begin_immediate(dbapi_connection: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+    finally:
+        cursor.close()
 
 
 @contextmanager

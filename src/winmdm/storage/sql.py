@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from winmdm.domain.models import (
     CertificateStatus,
@@ -33,7 +33,7 @@ from winmdm.storage.sql_management import (
     SQLInventoryStore,
     SQLProfileStore,
 )
-from winmdm.storage.sql_rows import host_from_row, identifier
+from winmdm.storage.sql_rows import PerDialect, host_from_row, identifier, insert_for_dialect, keep_if_null
 
 
 class DuplicateSerial(EnrollmentServerError):
@@ -87,6 +87,101 @@ def _certificate(row: Mapping[str, Any]) -> DeviceCertificate:
     )
 
 
+# Statements are built once, here, and run with parameter dicts: building a SQLAlchemy statement
+# (and its cache key) per call cost more than SQLite took to run it. Parameters of an UPDATE are
+# never named after a column of its table (SQLAlchemy would add them to its SET clause).
+_p = sa.bindparam
+_h = hosts.c
+_INSERT_HOST = hosts.insert().returning(*hosts.c)
+_GET_HOST = hosts.select().where(_h.id == _p("host_id"))
+# The hardware id survives an MDM reset, the MDM device id does not: a hardware-id match wins,
+# then the oldest host. A NULL parameter compares NULL, so it never matches.
+_HW_DEV_ID = _p("hw_dev_id", type_=sa.Text)
+_FIND_KNOWN = (
+    hosts.select()
+    .where(sa.or_(_h.hw_dev_id == _HW_DEV_ID, _h.device_id == _p("device_id", type_=sa.Text)))
+    .order_by(sa.case((_h.hw_dev_id == _HW_DEV_ID, 0), else_=1), _h.id)
+    .limit(1)
+)
+
+
+# team_id is deliberately absent: re-enrollment never moves a host (design.md §1).
+_RECORD_ENROLLMENT = (
+    hosts.update()
+    .where(_h.id == _p("match_id"))
+    .values(
+        display_name=_p("new_display_name"),
+        mdm_status=_p("new_mdm_status", type_=_h.mdm_status.type),
+        updated_at=_p("new_updated_at", type_=_h.updated_at.type),
+        hw_dev_id=keep_if_null(_h.hw_dev_id),
+        device_id=keep_if_null(_h.device_id),
+        os_version=keep_if_null(_h.os_version),
+        os_edition=keep_if_null(_h.os_edition),
+        idp_username=keep_if_null(_h.idp_username),
+    )
+    .returning(*hosts.c)
+)
+
+_e = enrollments.c
+_INSERT_ENROLLMENT = enrollments.insert().returning(*enrollments.c)
+_GET_ENROLLMENT = enrollments.select().where(_e.id == _p("enrollment_id"))
+# Services deactivate before adding, so there is at most one active; the newest wins if not.
+_ACTIVE_FOR_HOST = (
+    enrollments.select()
+    .where(_e.host_id == _p("host_id"), _e.active.is_(True))
+    .order_by(_e.id.desc())
+    .limit(1)
+)
+_ACTIVE_BY_DEVICE_ID = (
+    enrollments.select()
+    .where(_e.device_id == _p("device_id"), _e.active.is_(True))
+    .order_by(_e.id.desc())
+    .limit(1)
+)
+_DEACTIVATE_FOR_HOST = (
+    enrollments.update().where(_e.host_id == _p("match_host_id"), _e.active.is_(True)).values(active=False)
+)
+_ENROLLMENTS_FOR_HOST = enrollments.select().where(_e.host_id == _p("host_id")).order_by(_e.created_at, _e.id)
+_SET_NONCE = enrollments.update().where(_e.id == _p("match_id")).values(dm_nonce=_p("new_nonce"))
+
+_c = device_certificates.c
+# ON CONFLICT (serial) DO NOTHING: a clash returns no row instead of failing, so the happy path
+# needs no savepoint and the caller's transaction stays usable after a clash (on PostgreSQL a
+# failed statement would abort it).
+_INSERT_CERTIFICATE = PerDialect(
+    lambda dialect: (
+        insert_for_dialect(dialect, device_certificates)
+        .on_conflict_do_nothing(index_elements=[_c.serial])
+        .returning(*device_certificates.c)
+    )
+)
+_GET_CERTIFICATE = device_certificates.select().where(_c.serial == _p("serial"))
+_CERTIFICATES_FOR_HOST = (
+    device_certificates.select().where(_c.host_id == _p("host_id")).order_by(_c.not_before, _c.id)
+)
+# The IS NULL guard makes "first" hold across concurrent sessions too.
+_MARK_FIRST_USE = (
+    device_certificates.update()
+    .where(_c.serial == _p("match_serial"), _c.first_used_at.is_(None))
+    .values(first_used_at=_p("new_first_used_at", type_=_c.first_used_at.type))
+)
+_REVOKED = {
+    "status": CertificateStatus.REVOKED,
+    "revoked_at": _p("new_revoked_at", type_=_c.revoked_at.type),
+    "revoked_reason": _p("new_revoked_reason"),
+}
+_REVOKE = (
+    device_certificates.update()
+    .where(_c.serial == _p("match_serial"), _c.status == CertificateStatus.ACTIVE)
+    .values(**_REVOKED)
+)
+_REVOKE_FOR_HOST = device_certificates.update().where(
+    _c.host_id == _p("match_host_id"), _c.status == CertificateStatus.ACTIVE
+)
+_REVOKE_ALL_FOR_HOST = _REVOKE_FOR_HOST.values(**_REVOKED)
+_REVOKE_OTHERS_FOR_HOST = _REVOKE_FOR_HOST.where(_c.serial != _p("keep_serial")).values(**_REVOKED)
+
+
 class SQLHostStore:
     """HostStore on one connection."""
 
@@ -95,41 +190,35 @@ class SQLHostStore:
 
     def create(self, new: NewHost) -> Host:
         row = self._conn.execute(
-            hosts.insert()
-            .values(
-                uuid=new.uuid,
-                display_name=new.display_name,
-                hw_dev_id=identifier(new.hw_dev_id),
-                device_id=identifier(new.device_id),
-                serial=identifier(new.serial),
-                team_id=new.team_id,
-                mdm_status=new.mdm_status,
-                os_version=new.os_version,
-                os_edition=new.os_edition,
-                idp_username=new.idp_username,
-                created_at=new.created_at,
-                updated_at=new.created_at,
-                last_seen_at=None,
-            )
-            .returning(*hosts.c)
+            _INSERT_HOST,
+            {
+                "uuid": new.uuid,
+                "display_name": new.display_name,
+                "hw_dev_id": identifier(new.hw_dev_id),
+                "device_id": identifier(new.device_id),
+                "serial": identifier(new.serial),
+                "team_id": new.team_id,
+                "mdm_status": new.mdm_status,
+                "os_version": new.os_version,
+                "os_edition": new.os_edition,
+                "idp_username": new.idp_username,
+                "created_at": new.created_at,
+                "updated_at": new.created_at,
+                "last_seen_at": None,
+            },
         ).one()
         return host_from_row(row._mapping)
 
     def get(self, host_id: int) -> Host | None:
-        row = self._conn.execute(hosts.select().where(hosts.c.id == host_id)).one_or_none()
+        row = self._conn.execute(_GET_HOST, {"host_id": host_id}).one_or_none()
         return None if row is None else host_from_row(row._mapping)
 
     def find_known(self, *, hw_dev_id: str | None, device_id: str | None) -> Host | None:
-        # The hardware id survives an MDM reset, the MDM device id does not: ask it first.
-        for column, value in ((hosts.c.hw_dev_id, hw_dev_id), (hosts.c.device_id, device_id)):
-            if not value:
-                continue
-            row = self._conn.execute(
-                hosts.select().where(column == value).order_by(hosts.c.id).limit(1)
-            ).one_or_none()
-            if row is not None:
-                return host_from_row(row._mapping)
-        return None
+        hw_dev_id, device_id = identifier(hw_dev_id), identifier(device_id)
+        if hw_dev_id is None and device_id is None:
+            return None
+        row = self._conn.execute(_FIND_KNOWN, {"hw_dev_id": hw_dev_id, "device_id": device_id}).one_or_none()
+        return None if row is None else host_from_row(row._mapping)
 
     def record_enrollment(
         self,
@@ -144,22 +233,20 @@ class SQLHostStore:
         mdm_status: MDMStatus,
         at: datetime,
     ) -> Host:
-        # team_id is deliberately absent: re-enrollment never moves a host (design.md §1).
-        values: dict[str, Any] = {
-            "display_name": display_name,
-            "mdm_status": mdm_status,
-            "updated_at": at,
-        }
-        optional = {
-            "hw_dev_id": identifier(hw_dev_id),
-            "device_id": identifier(device_id),
-            "os_version": os_version,
-            "os_edition": os_edition,
-            "idp_username": idp_username,
-        }
-        values.update({name: value for name, value in optional.items() if value is not None})
         row = self._conn.execute(
-            hosts.update().where(hosts.c.id == host_id).values(**values).returning(*hosts.c)
+            _RECORD_ENROLLMENT,
+            {
+                "match_id": host_id,
+                "new_display_name": display_name,
+                "new_mdm_status": mdm_status,
+                "new_updated_at": at,
+                # None (and an empty identifier) keeps the stored value.
+                "new_hw_dev_id": identifier(hw_dev_id),
+                "new_device_id": identifier(device_id),
+                "new_os_version": os_version,
+                "new_os_edition": os_edition,
+                "new_idp_username": idp_username,
+            },
         ).one_or_none()
         if row is None:
             raise NotFound(f"host {host_id} does not exist; it may have been deleted meanwhile")
@@ -174,67 +261,49 @@ class SQLEnrollmentStore:
 
     def add(self, new: NewEnrollment) -> Enrollment:
         row = self._conn.execute(
-            enrollments.insert()
-            .values(
-                host_id=new.host_id,
-                device_id=new.device_id,
-                hw_dev_id=new.hw_dev_id,
-                enrollment_type=new.enrollment_type,
-                not_in_oobe=new.not_in_oobe,
-                ux_initiated=new.ux_initiated,
-                device_name=new.device_name,
-                os_version=new.os_version,
-                os_edition=new.os_edition,
-                domain_name=new.domain_name,
-                upn=new.upn,
-                token_kind=new.token_kind,
-                context=[[name, value] for name, value in new.context],
-                extra=dict(new.extra),
-                dm_username=new.dm_username,
-                dm_password_digest=new.dm_password_digest,
-                dm_server_secret=new.dm_server_secret,
-                dm_nonce=new.dm_nonce,
-                active=True,
-                created_at=new.created_at,
-            )
-            .returning(*enrollments.c)
+            _INSERT_ENROLLMENT,
+            {
+                "host_id": new.host_id,
+                "device_id": new.device_id,
+                "hw_dev_id": new.hw_dev_id,
+                "enrollment_type": new.enrollment_type,
+                "not_in_oobe": new.not_in_oobe,
+                "ux_initiated": new.ux_initiated,
+                "device_name": new.device_name,
+                "os_version": new.os_version,
+                "os_edition": new.os_edition,
+                "domain_name": new.domain_name,
+                "upn": new.upn,
+                "token_kind": new.token_kind,
+                "context": [[name, value] for name, value in new.context],
+                "extra": dict(new.extra),
+                "dm_username": new.dm_username,
+                "dm_password_digest": new.dm_password_digest,
+                "dm_server_secret": new.dm_server_secret,
+                "dm_nonce": new.dm_nonce,
+                "active": True,
+                "created_at": new.created_at,
+            },
         ).one()
         return _enrollment(row._mapping)
 
     def get(self, enrollment_id: int) -> Enrollment | None:
-        row = self._conn.execute(enrollments.select().where(enrollments.c.id == enrollment_id)).one_or_none()
+        row = self._conn.execute(_GET_ENROLLMENT, {"enrollment_id": enrollment_id}).one_or_none()
         return None if row is None else _enrollment(row._mapping)
 
     def active_for_host(self, host_id: int) -> Enrollment | None:
-        # Services deactivate before adding, so there is at most one; the newest wins if not.
-        row = self._conn.execute(
-            enrollments.select()
-            .where(enrollments.c.host_id == host_id, enrollments.c.active.is_(True))
-            .order_by(enrollments.c.id.desc())
-            .limit(1)
-        ).one_or_none()
+        row = self._conn.execute(_ACTIVE_FOR_HOST, {"host_id": host_id}).one_or_none()
         return None if row is None else _enrollment(row._mapping)
 
     def deactivate_for_host(self, host_id: int) -> int:
-        result = self._conn.execute(
-            enrollments.update()
-            .where(enrollments.c.host_id == host_id, enrollments.c.active.is_(True))
-            .values(active=False)
-        )
-        return result.rowcount
+        return self._conn.execute(_DEACTIVATE_FOR_HOST, {"match_host_id": host_id}).rowcount
 
     def list_for_host(self, host_id: int) -> list[Enrollment]:
-        rows = self._conn.execute(
-            enrollments.select()
-            .where(enrollments.c.host_id == host_id)
-            .order_by(enrollments.c.created_at, enrollments.c.id)
-        )
+        rows = self._conn.execute(_ENROLLMENTS_FOR_HOST, {"host_id": host_id})
         return [_enrollment(row._mapping) for row in rows]
 
     def set_nonce(self, enrollment_id: int, nonce: str) -> None:
-        result = self._conn.execute(
-            enrollments.update().where(enrollments.c.id == enrollment_id).values(dm_nonce=nonce)
-        )
+        result = self._conn.execute(_SET_NONCE, {"match_id": enrollment_id, "new_nonce": nonce})
         if result.rowcount == 0:
             raise NotFound(f"enrollment {enrollment_id} does not exist; the device must enroll again")
 
@@ -242,12 +311,7 @@ class SQLEnrollmentStore:
         if not device_id:
             return None
         # The newest wins if a bug ever left two active enrollments with this DeviceID.
-        row = self._conn.execute(
-            enrollments.select()
-            .where(enrollments.c.device_id == device_id, enrollments.c.active.is_(True))
-            .order_by(enrollments.c.id.desc())
-            .limit(1)
-        ).one_or_none()
+        row = self._conn.execute(_ACTIVE_BY_DEVICE_ID, {"device_id": device_id}).one_or_none()
         return None if row is None else _enrollment(row._mapping)
 
 
@@ -258,92 +322,58 @@ class SQLCertificateStore:
         self._conn = conn
 
     def add(self, cert: DeviceCertificate) -> DeviceCertificate:
-        statement = (
-            device_certificates.insert()
-            .values(
-                serial=cert.serial,
-                host_id=cert.host_id,
-                enrollment_id=cert.enrollment_id,
-                thumbprint=cert.thumbprint,
-                subject=cert.subject,
-                not_before=cert.not_before,
-                not_after=cert.not_after,
-                der=cert.der,
-                status=cert.status,
-                replaces_serial=cert.replaces_serial,
-                first_used_at=cert.first_used_at,
-                revoked_at=cert.revoked_at,
-                revoked_reason=cert.revoked_reason,
-            )
-            .returning(*device_certificates.c)
-        )
-        # A savepoint keeps the caller's transaction usable after a clash (PostgreSQL would
-        # otherwise refuse every further statement in it).
-        savepoint = self._conn.begin_nested()
-        try:
-            row = self._conn.execute(statement).one()
-        except IntegrityError as exc:
-            savepoint.rollback()
-            if self.get(cert.serial) is not None:
-                raise DuplicateSerial(
-                    f"certificate serial {cert.serial} is already stored; retry the enrollment"
-                ) from exc
-            raise
-        savepoint.commit()
+        row = self._conn.execute(
+            _INSERT_CERTIFICATE(self._conn),
+            {
+                "serial": cert.serial,
+                "host_id": cert.host_id,
+                "enrollment_id": cert.enrollment_id,
+                "thumbprint": cert.thumbprint,
+                "subject": cert.subject,
+                "not_before": cert.not_before,
+                "not_after": cert.not_after,
+                "der": cert.der,
+                "status": cert.status,
+                "replaces_serial": cert.replaces_serial,
+                "first_used_at": cert.first_used_at,
+                "revoked_at": cert.revoked_at,
+                "revoked_reason": cert.revoked_reason,
+            },
+        ).one_or_none()
+        if row is None:
+            raise DuplicateSerial(f"certificate serial {cert.serial} is already stored; retry the enrollment")
         return _certificate(row._mapping)
 
     def get(self, serial: str) -> DeviceCertificate | None:
-        row = self._conn.execute(
-            device_certificates.select().where(device_certificates.c.serial == serial)
-        ).one_or_none()
+        row = self._conn.execute(_GET_CERTIFICATE, {"serial": serial}).one_or_none()
         return None if row is None else _certificate(row._mapping)
 
     def list_for_host(self, host_id: int) -> list[DeviceCertificate]:
-        rows = self._conn.execute(
-            device_certificates.select()
-            .where(device_certificates.c.host_id == host_id)
-            .order_by(device_certificates.c.not_before, device_certificates.c.id)
-        )
+        rows = self._conn.execute(_CERTIFICATES_FOR_HOST, {"host_id": host_id})
         return [_certificate(row._mapping) for row in rows]
 
     def mark_first_use(self, serial: str, at: datetime) -> bool:
-        # The IS NULL guard makes "first" hold across concurrent sessions too.
-        result = self._conn.execute(
-            device_certificates.update()
-            .where(
-                device_certificates.c.serial == serial,
-                device_certificates.c.first_used_at.is_(None),
-            )
-            .values(first_used_at=at)
-        )
+        result = self._conn.execute(_MARK_FIRST_USE, {"match_serial": serial, "new_first_used_at": at})
         return result.rowcount == 1
 
     def revoke(self, serial: str, at: datetime, reason: str) -> bool:
         result = self._conn.execute(
-            device_certificates.update()
-            .where(
-                device_certificates.c.serial == serial,
-                device_certificates.c.status == CertificateStatus.ACTIVE,
-            )
-            .values(status=CertificateStatus.REVOKED, revoked_at=at, revoked_reason=reason)
+            _REVOKE, {"match_serial": serial, "new_revoked_at": at, "new_revoked_reason": reason}
         )
         return result.rowcount == 1
 
     def revoke_active_for_host(
         self, host_id: int, at: datetime, reason: str, *, keep: str | None = None
     ) -> int:
-        conditions = [
-            device_certificates.c.host_id == host_id,
-            device_certificates.c.status == CertificateStatus.ACTIVE,
-        ]
-        if keep is not None:
-            conditions.append(device_certificates.c.serial != keep)
-        result = self._conn.execute(
-            device_certificates.update()
-            .where(*conditions)
-            .values(status=CertificateStatus.REVOKED, revoked_at=at, revoked_reason=reason)
-        )
-        return result.rowcount
+        params: dict[str, Any] = {
+            "match_host_id": host_id,
+            "new_revoked_at": at,
+            "new_revoked_reason": reason,
+        }
+        if keep is None:
+            return self._conn.execute(_REVOKE_ALL_FOR_HOST, params).rowcount
+        params["keep_serial"] = keep
+        return self._conn.execute(_REVOKE_OTHERS_FOR_HOST, params).rowcount
 
 
 class SQLTransaction:

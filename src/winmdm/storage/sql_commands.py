@@ -62,6 +62,58 @@ _COMMAND_COLUMNS = [column.label(f"command__{column.name}") for column in comman
 _JOINED = host_commands.join(commands, host_commands.c.command_id == commands.c.id)
 _SELECT = sa.select(*host_commands.c, *_COMMAND_COLUMNS).select_from(_JOINED)
 
+# Statements are built once and run with parameter dicts (see sql.py). Parameters of an UPDATE
+# are never named after a column of its table (SQLAlchemy would add them to its SET clause).
+_p = sa.bindparam
+_hc = host_commands.c
+_INSERT_COMMAND = commands.insert().returning(*commands.c)
+# SENT in another session: that session broke before the device answered, send again.
+_NEXT_FOR_HOST = _SELECT.where(
+    _hc.host_id == _p("host_id"),
+    sa.or_(
+        _hc.state == CommandState.PENDING,
+        sa.and_(
+            _hc.state == CommandState.SENT,
+            sa.or_(_hc.session_id.is_(None), _hc.session_id != _p("session_id", type_=sa.Text)),
+        ),
+    ),
+).order_by(_hc.command_id)
+_MARK_SENT = (
+    host_commands.update()
+    .where(_hc.host_id == _p("match_host_id"), _hc.command_id == _p("match_command_id"))
+    .values(
+        state=CommandState.SENT,
+        session_id=_p("new_session_id", type_=sa.Text),
+        msg_id=_p("new_msg_id", type_=sa.Integer),
+        cmd_ids=_p("new_cmd_ids", type_=_hc.cmd_ids.type),
+        sent_at=_p("new_sent_at", type_=_hc.sent_at.type),
+        attempts=_hc.attempts + 1,
+    )
+)
+# WHERE state = 'sent': the rowcount says whether this call was the one that applied it.
+_RECORD_REPLY = (
+    host_commands.update()
+    .where(
+        _hc.host_id == _p("match_host_id"),
+        _hc.command_id == _p("match_command_id"),
+        _hc.state == CommandState.SENT,
+    )
+    .values(
+        state=CommandState.DONE,
+        status_code=_p("new_status_code", type_=sa.Integer),
+        replies=_p("new_replies", type_=_hc.replies.type),
+        raw_reply=_p("new_raw_reply", type_=sa.Text),
+        done_at=_p("new_done_at", type_=_hc.done_at.type),
+    )
+)
+_GET = _SELECT.where(_hc.host_id == _p("host_id"), commands.c.uuid == _p("command_uuid"))
+_LIST_FOR_HOST = (
+    _SELECT.where(_hc.host_id == _p("host_id"))
+    .order_by(_hc.command_id.desc())
+    .limit(_p("limit", type_=sa.Integer))
+)
+_GET_SESSION = mdm_sessions.select().where(mdm_sessions.c.host_id == _p("host_id"))
+
 
 def _host_command(row: Mapping[str, Any]) -> HostCommand:
     command = _command({column.name: row[f"command__{column.name}"] for column in commands.c})
@@ -99,16 +151,15 @@ class SQLCommandQueue:
         context: dict[str, Any] | None = None,
     ) -> Command:
         row = self._conn.execute(
-            commands.insert()
-            .values(
-                uuid=uuid,
-                kind=kind,
-                payload=payload,
-                context=dict(context or {}),
-                actor=actor,
-                created_at=at,
-            )
-            .returning(*commands.c)
+            _INSERT_COMMAND,
+            {
+                "uuid": uuid,
+                "kind": kind,
+                "payload": payload,
+                "context": dict(context or {}),
+                "actor": actor,
+                "created_at": at,
+            },
         ).one()
         return _command(row._mapping)
 
@@ -139,17 +190,7 @@ class SQLCommandQueue:
         return len(self._conn.execute(statement).all())
 
     def next_for_host(self, host_id: int, session_id: str) -> list[HostCommand]:
-        c = host_commands.c
-        # SENT in another session: that session broke before the device answered, send again.
-        sent_elsewhere = sa.and_(
-            c.state == CommandState.SENT,
-            sa.or_(c.session_id.is_(None), c.session_id != session_id),
-        )
-        rows = self._conn.execute(
-            _SELECT.where(
-                c.host_id == host_id, sa.or_(c.state == CommandState.PENDING, sent_elsewhere)
-            ).order_by(c.command_id)
-        )
+        rows = self._conn.execute(_NEXT_FOR_HOST, {"host_id": host_id, "session_id": session_id})
         return [_host_command(row._mapping) for row in rows]
 
     def mark_sent(
@@ -162,18 +203,16 @@ class SQLCommandQueue:
         cmd_ids: Sequence[int],
         at: datetime,
     ) -> None:
-        c = host_commands.c
         result = self._conn.execute(
-            host_commands.update()
-            .where(c.host_id == host_id, c.command_id == command_id)
-            .values(
-                state=CommandState.SENT,
-                session_id=session_id,
-                msg_id=msg_id,
-                cmd_ids=list(cmd_ids),
-                sent_at=at,
-                attempts=c.attempts + 1,
-            )
+            _MARK_SENT,
+            {
+                "match_host_id": host_id,
+                "match_command_id": command_id,
+                "new_session_id": session_id,
+                "new_msg_id": msg_id,
+                "new_cmd_ids": list(cmd_ids),
+                "new_sent_at": at,
+            },
         )
         if result.rowcount == 0:
             raise NotFound(f"command {command_id} is not queued for host {host_id}")
@@ -188,33 +227,25 @@ class SQLCommandQueue:
         raw_reply: str,
         at: datetime,
     ) -> bool:
-        c = host_commands.c
-        # WHERE state = 'sent': the rowcount says whether this call was the one that applied it.
         result = self._conn.execute(
-            host_commands.update()
-            .where(c.host_id == host_id, c.command_id == command_id, c.state == CommandState.SENT)
-            .values(
-                state=CommandState.DONE,
-                status_code=status_code,
-                replies=[_reply_to_json(reply) for reply in replies],
-                raw_reply=raw_reply,
-                done_at=at,
-            )
+            _RECORD_REPLY,
+            {
+                "match_host_id": host_id,
+                "match_command_id": command_id,
+                "new_status_code": status_code,
+                "new_replies": [_reply_to_json(reply) for reply in replies],
+                "new_raw_reply": raw_reply,
+                "new_done_at": at,
+            },
         )
         return result.rowcount == 1
 
     def get(self, host_id: int, command_uuid: str) -> HostCommand | None:
-        row = self._conn.execute(
-            _SELECT.where(host_commands.c.host_id == host_id, commands.c.uuid == command_uuid)
-        ).one_or_none()
+        row = self._conn.execute(_GET, {"host_id": host_id, "command_uuid": command_uuid}).one_or_none()
         return None if row is None else _host_command(row._mapping)
 
     def list_for_host(self, host_id: int, *, limit: int = 100) -> list[HostCommand]:
-        rows = self._conn.execute(
-            _SELECT.where(host_commands.c.host_id == host_id)
-            .order_by(host_commands.c.command_id.desc())
-            .limit(limit)
-        )
+        rows = self._conn.execute(_LIST_FOR_HOST, {"host_id": host_id, "limit": limit})
         return [_host_command(row._mapping) for row in rows]
 
 
@@ -242,7 +273,7 @@ class SQLSessionStore:
         self._conn = conn
 
     def get(self, host_id: int) -> MDMSession | None:
-        row = self._conn.execute(mdm_sessions.select().where(mdm_sessions.c.host_id == host_id)).one_or_none()
+        row = self._conn.execute(_GET_SESSION, {"host_id": host_id}).one_or_none()
         return None if row is None else _session(row._mapping)
 
     def save(self, session: MDMSession) -> None:

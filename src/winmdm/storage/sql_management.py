@@ -31,10 +31,48 @@ from winmdm.storage.schema import (
     profiles,
     teams,
 )
-from winmdm.storage.sql_rows import host_from_row, identifier, upsert
+from winmdm.storage.sql_rows import host_from_row, identifier, keep_if_null, upsert
 
 # agent_package holds one row, with this id (a CHECK constraint says so).
 _AGENT_PACKAGE_ID = 1
+
+# Statements are built once and run with parameter dicts (see sql.py). Parameters of an UPDATE
+# are never named after a column of its table (SQLAlchemy would add them to its SET clause).
+_p = sa.bindparam
+_h = hosts.c
+_INVENTORY_COLUMNS = (
+    "serial",
+    "display_name",
+    "os_version",
+    "manufacturer",
+    "model",
+    "language",
+    "dm_version",
+)
+_RECORD_INVENTORY = (
+    hosts.update()
+    .where(_h.id == _p("match_id"))
+    .values(
+        {name: keep_if_null(_h[name]) for name in _INVENTORY_COLUMNS}
+        | {"updated_at": _p("new_updated_at", type_=_h.updated_at.type)}
+    )
+    .returning(*hosts.c)
+)
+_GET_INVENTORY = sa.select(*(_h[name] for name in _INVENTORY_COLUMNS)).where(_h.id == _p("host_id"))
+_SET_MDM_STATUS = (
+    hosts.update()
+    .where(_h.id == _p("match_id"))
+    .values(
+        mdm_status=_p("new_mdm_status", type_=_h.mdm_status.type),
+        updated_at=_p("new_updated_at", type_=_h.updated_at.type),
+    )
+)
+_CHECKED_IN = (
+    hosts.update()
+    .where(_h.id == _p("match_id"))
+    .values(last_seen_at=_p("new_last_seen_at", type_=_h.last_seen_at.type))
+)
+_INSERT_ACTIVITY = activities.insert().returning(*activities.c)
 
 
 def _host_missing(host_id: int) -> NotFound:
@@ -48,37 +86,26 @@ class SQLInventoryStore:
         self._conn = conn
 
     def record_inventory(self, host_id: int, inventory: Inventory, at: datetime) -> Host:
+        # None keeps the stored value (COALESCE); an empty serial identifies nothing (as at
+        # enrollment), so the stored one stays too.
         reported = {
-            # An empty serial identifies nothing (as at enrollment): the stored one stays.
-            "serial": identifier(inventory.serial),
-            "display_name": inventory.device_name,
-            "os_version": inventory.os_version,
-            "manufacturer": inventory.manufacturer,
-            "model": inventory.model,
-            "language": inventory.language,
-            "dm_version": inventory.dm_version,
+            "new_serial": identifier(inventory.serial),
+            "new_display_name": inventory.device_name,
+            "new_os_version": inventory.os_version,
+            "new_manufacturer": inventory.manufacturer,
+            "new_model": inventory.model,
+            "new_language": inventory.language,
+            "new_dm_version": inventory.dm_version,
         }
-        values: dict[str, Any] = {name: value for name, value in reported.items() if value is not None}
-        values["updated_at"] = at
         row = self._conn.execute(
-            hosts.update().where(hosts.c.id == host_id).values(**values).returning(*hosts.c)
+            _RECORD_INVENTORY, {"match_id": host_id, "new_updated_at": at, **reported}
         ).one_or_none()
         if row is None:
             raise _host_missing(host_id)
         return host_from_row(row._mapping)
 
     def get_inventory(self, host_id: int) -> Inventory:
-        row = self._conn.execute(
-            sa.select(
-                hosts.c.manufacturer,
-                hosts.c.model,
-                hosts.c.os_version,
-                hosts.c.serial,
-                hosts.c.display_name,
-                hosts.c.language,
-                hosts.c.dm_version,
-            ).where(hosts.c.id == host_id)
-        ).one_or_none()
+        row = self._conn.execute(_GET_INVENTORY, {"host_id": host_id}).one_or_none()
         if row is None:
             raise _host_missing(host_id)
         return Inventory(
@@ -92,15 +119,16 @@ class SQLInventoryStore:
         )
 
     def set_mdm_status(self, host_id: int, status: MDMStatus, at: datetime) -> None:
-        self._update_host(host_id, mdm_status=status, updated_at=at)
+        self._update_host(
+            _SET_MDM_STATUS, {"match_id": host_id, "new_mdm_status": status, "new_updated_at": at}
+        )
 
     def checked_in(self, host_id: int, at: datetime) -> None:
-        self._update_host(host_id, last_seen_at=at)
+        self._update_host(_CHECKED_IN, {"match_id": host_id, "new_last_seen_at": at})
 
-    def _update_host(self, host_id: int, **values: Any) -> None:
-        result = self._conn.execute(hosts.update().where(hosts.c.id == host_id).values(**values))
-        if result.rowcount == 0:
-            raise _host_missing(host_id)
+    def _update_host(self, statement: sa.Update, params: dict[str, Any]) -> None:
+        if self._conn.execute(statement, params).rowcount == 0:
+            raise _host_missing(params["match_id"])
 
 
 def _profile(row: Mapping[str, Any]) -> Profile:
@@ -322,9 +350,14 @@ class SQLActivityStore:
         details: dict[str, Any] | None = None,
     ) -> Activity:
         row = self._conn.execute(
-            activities.insert()
-            .values(type=type, actor=actor, host_id=host_id, details=dict(details or {}), created_at=at)
-            .returning(*activities.c)
+            _INSERT_ACTIVITY,
+            {
+                "type": type,
+                "actor": actor,
+                "host_id": host_id,
+                "details": dict(details or {}),
+                "created_at": at,
+            },
         ).one()
         return _activity(row._mapping)
 

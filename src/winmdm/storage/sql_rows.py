@@ -3,7 +3,8 @@ the dialect-specific INSERT (upserts) that SQLAlchemy Core has no portable spell
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +17,12 @@ from winmdm.domain.models import Host
 def identifier(value: str | None) -> str | None:
     """Empty identifiers identify nothing: stored as NULL so they can never match."""
     return value or None
+
+
+def keep_if_null(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """For an UPDATE's SET: COALESCE(:new_<column>, column), so a NULL parameter keeps the stored
+    value and one statement serves every combination of given and missing values."""
+    return sa.func.coalesce(sa.bindparam(f"new_{column.name}", type_=column.type), column)
 
 
 def host_from_row(row: Mapping[str, Any]) -> Host:
@@ -39,20 +46,50 @@ def host_from_row(row: Mapping[str, Any]) -> Host:
 
 def dialect_insert(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
     """INSERT with ON CONFLICT support; both backends spell it the same way in SQL."""
-    if conn.dialect.name == "postgresql":
+    return insert_for_dialect(conn.dialect.name, table)
+
+
+def insert_for_dialect(dialect: str, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+class PerDialect:
+    """A statement built once per dialect (ON CONFLICT needs the dialect's own INSERT).
+
+    Built on first use and kept: constructing a SQLAlchemy statement costs more than SQLite
+    takes to run it, and a statement object reused keeps its memoized cache key.
+    """
+
+    def __init__(self, build: Callable[[str], sa.Executable]) -> None:
+        self._build = build
+        self._built: dict[str, sa.Executable] = {}
+
+    def __call__(self, conn: Connection) -> sa.Executable:
+        name = conn.dialect.name
+        statement = self._built.get(name)
+        if statement is None:
+            statement = self._built[name] = self._build(name)
+        return statement
+
+
+@functools.cache
+def _upsert_statement(
+    dialect: str, table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...]
+) -> sa.Executable:
+    statement = insert_for_dialect(dialect, table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[key] for key in keys],
+        set_={name: statement.excluded[name] for name in columns if name not in keys},
+    )
 
 
 def upsert(conn: Connection, table: sa.Table, values: Mapping[str, Any], keys: Sequence[str]) -> None:
     """Insert the row, or replace every non-key column of the row with the same keys.
 
     One statement (ON CONFLICT DO UPDATE), so two sessions upserting together cannot both
-    find the row missing and clash on the insert.
+    find the row missing and clash on the insert. Built once per dialect, table and columns;
+    the row goes in as parameters.
     """
-    statement = dialect_insert(conn, table).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c[key] for key in keys],
-        set_={name: statement.excluded[name] for name in values if name not in keys},
-    )
-    conn.execute(statement)
+    conn.execute(_upsert_statement(conn.dialect.name, table, tuple(values), tuple(keys)), dict(values))
