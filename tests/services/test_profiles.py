@@ -442,12 +442,28 @@ def test_removal_before_delivery_leaves_nothing_behind(runtime, client, enroll) 
     )
     runtime.profiles.remove_profile(profile.id, actor=None)
     log = managed.session(client)
-    # Already queued, the Atomic still goes; the Deletes follow it, children first.
-    assert [type(c).__name__ for c in log.received] == ["Atomic", "Sequence"]
-    assert _uris(log.received[1]) == [END, COOKIES]
+    # Never sent: the delivery is dropped, and there is nothing on the device to delete.
+    assert log.received == []
     assert COOKIES not in managed.nodes and END not in managed.nodes
-    assert runtime.profiles.host_profiles(host_id) == []  # the Atomic's answer revived nothing
-    assert managed.session(client).received == []  # and queued no verification
+    assert runtime.profiles.host_profiles(host_id) == []
+
+
+def test_removal_after_delivery_deletes_children_first(runtime, client, enroll) -> None:
+    managed = enroll()
+    managed.session(client)
+    host_id = _host_id(runtime, managed)
+    profile = runtime.profiles.add_profile(
+        None, "Cookies", add(COOKIES, "2") + add(END, "17", cmd_id=2), actor=None
+    )
+    managed.session(client)
+    assert COOKIES in managed.nodes
+    runtime.profiles.remove_profile(profile.id, actor=None)
+    log = managed.session(client)
+    assert [type(c).__name__ for c in log.received] == ["Sequence"]
+    assert _uris(log.received[0]) == [END, COOKIES]
+    assert COOKIES not in managed.nodes and END not in managed.nodes
+    assert runtime.profiles.host_profiles(host_id) == []
+    assert managed.session(client).received == []
 
 
 def test_removing_a_replace_only_profile_sends_nothing(runtime, client, enroll) -> None:

@@ -261,3 +261,18 @@ def test_session_save_replaces_the_hosts_row(storage: SQLStorage) -> None:
             sa.text("SELECT incoming IS NULL FROM mdm_sessions WHERE host_id = :id"), {"id": host}
         ).scalar_one()
         assert incoming
+
+
+def test_cancel_pending_drops_only_unsent_deliveries(storage: SQLStorage) -> None:
+    first, second = hosts(storage, 2)
+    command_id = queued(storage, [first, second], "c-cancel")
+    sent(storage, second, command_id)
+    with storage.transaction() as tx:
+        assert tx.commands.cancel_pending(first, "c-cancel") is True
+        assert tx.commands.cancel_pending(first, "c-cancel") is False  # already gone
+        assert tx.commands.cancel_pending(second, "c-cancel") is False  # the device has it
+        assert tx.commands.cancel_pending(first, "no-such-command") is False
+    with storage.transaction() as tx:
+        assert tx.commands.get(first, "c-cancel") is None
+        assert tx.commands.get(second, "c-cancel").state is CommandState.SENT
+        assert tx.commands.next_for_host(first, "s2") == []

@@ -458,3 +458,27 @@ def test_commit_is_visible_to_a_new_transaction(storage: SQLStorage) -> None:
         host = tx.hosts.create(new_host())
     with storage.transaction() as tx:
         assert tx.hosts.find_known(hw_dev_id="A1B2C3", device_id=None) == host
+
+
+def test_list_ids_by_team_and_status(storage: SQLStorage) -> None:
+    from winmdm.storage.schema import hosts as hosts_table
+    from winmdm.storage.schema import teams
+
+    with storage.transaction() as tx:
+        team = tx.connection.execute(
+            teams.insert().values(name="Finance", created_at=T0)
+        ).inserted_primary_key[0]
+        on = tx.hosts.create(new_host(uuid="l-1", hw_dev_id="L1", device_id="LD1")).id
+        pending = tx.hosts.create(new_host(uuid="l-2", hw_dev_id="L2", device_id="LD2")).id
+        in_team = tx.hosts.create(new_host(uuid="l-3", hw_dev_id="L3", device_id="LD3")).id
+        off = tx.hosts.create(new_host(uuid="l-4", hw_dev_id="L4", device_id="LD4")).id
+        tx.inventory.set_mdm_status(on, MDMStatus.ON, T0)
+        tx.inventory.set_mdm_status(off, MDMStatus.OFF, T0)
+        tx.inventory.set_mdm_status(in_team, MDMStatus.ON, T0)
+        tx.connection.execute(hosts_table.update().where(hosts_table.c.id == in_team).values(team_id=team))
+    with storage.transaction() as tx:
+        enrolled = (MDMStatus.ON, MDMStatus.PENDING)
+        assert tx.hosts.list_ids(team_id=None, mdm_statuses=enrolled) == sorted([on, pending])
+        assert tx.hosts.list_ids(team_id=team, mdm_statuses=enrolled) == [in_team]
+        assert tx.hosts.list_ids(team_id=None, mdm_statuses=(MDMStatus.OFF,)) == [off]
+        assert tx.hosts.list_ids(team_id=None, mdm_statuses=()) == []

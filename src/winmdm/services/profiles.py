@@ -17,8 +17,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from winmdm.domain.management import (
     Command,
     CommandKind,
@@ -174,20 +172,8 @@ def _walk(commands: Sequence[syncml.Command], parent: str = "") -> Iterator[tupl
 
 
 def enrolled_host_ids(tx: Transaction, team_id: int | None) -> list[int]:
-    """Hosts of the team (None = No team) whose MDM is on or pending.
-
-    Stopgap: HostStore has no listing by team yet; this reads the SQL transaction's connection
-    until `HostStore.list_ids(team_id=..., mdm_statuses=...)` exists (then call that instead).
-    """
-    from winmdm.storage.schema import hosts
-
-    team = hosts.c.team_id.is_(None) if team_id is None else hosts.c.team_id == team_id
-    query = (
-        sa.select(hosts.c.id)
-        .where(team, hosts.c.mdm_status.in_([MDMStatus.ON, MDMStatus.PENDING]))
-        .order_by(hosts.c.id)
-    )
-    return list(tx.connection.execute(query).scalars())  # type: ignore[attr-defined]
+    """Hosts of the team (None = No team) whose MDM is on or pending."""
+    return tx.hosts.list_ids(team_id=team_id, mdm_statuses=(MDMStatus.ON, MDMStatus.PENDING))
 
 
 class ProfileService:
@@ -243,11 +229,11 @@ class ProfileService:
     def remove_profile(self, profile_id: int, *, actor: str | None) -> None:
         """Stop the profile and delete from each host what it Added.
 
-        The profile row goes at once (its name is free again, no new host gets it). Deliveries
-        already queued stay queued (the queue has no cancel): the Delete is queued after them, so
-        the device ends without the Added nodes, and their replies are ignored because the profile
-        is gone. Replace only sets the value of a node the CSP owns; such nodes cannot be deleted
-        (the CSP answers 405), so Replace-only settings stay on the device.
+        The profile row goes at once (its name is free again, no new host gets it). Deliveries not
+        sent yet are dropped; hosts that have it get a Delete of what it Added, and replies to the
+        old delivery are ignored because the profile is gone. Replace only sets the value of a node
+        the CSP owns; such nodes cannot be deleted (the CSP answers 405), so Replace-only settings
+        stay on the device.
         """
         now = self._clock()
         with self._storage.transaction() as tx:
@@ -255,7 +241,11 @@ class ProfileService:
             if profile is None:
                 raise NotFound(f"no profile with id {profile_id}")
             added = _plan(profile).added
-            host_ids = [row.host_id for row in tx.profiles.hosts_with_profile(profile_id)]
+            host_ids = []
+            for row in tx.profiles.hosts_with_profile(profile_id):
+                # Not sent yet: drop the delivery. Sent or done: the device has it, delete it there.
+                if row.command_uuid is None or not tx.commands.cancel_pending(row.host_id, row.command_uuid):
+                    host_ids.append(row.host_id)
             if added and host_ids:
                 deletes = [
                     syncml.Delete(cmd_id=n, items=(syncml.Item(target=uri),))

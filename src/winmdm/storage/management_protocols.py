@@ -101,6 +101,11 @@ class CommandQueue(Protocol):
         a reply is never applied twice."""
         ...
 
+    def cancel_pending(self, host_id: int, command_uuid: str) -> bool:
+        """Drop the host's delivery of the command if it is still PENDING (never sent); True when
+        dropped. A SENT or DONE delivery stays: the device has it."""
+        ...
+
     def get(self, host_id: int, command_uuid: str) -> HostCommand | None: ...
 
     def list_for_host(self, host_id: int, *, limit: int = 100) -> list[HostCommand]:

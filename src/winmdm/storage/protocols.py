@@ -6,7 +6,7 @@ enrollment, certificate) is written entirely or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -39,6 +39,10 @@ class HostStore(Protocol):
 
         A None or empty identifier never matches anything.
         """
+        ...
+
+    def list_ids(self, *, team_id: int | None, mdm_statuses: Sequence[MDMStatus]) -> list[int]:
+        """Ids of the team's hosts (None: No team) with one of these MDM statuses, ascending."""
         ...
 
     def record_enrollment(

@@ -7,7 +7,7 @@ dataclasses; nothing outside the sql*.py modules sees a SQLAlchemy row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -212,6 +212,17 @@ class SQLHostStore:
     def get(self, host_id: int) -> Host | None:
         row = self._conn.execute(_GET_HOST, {"host_id": host_id}).one_or_none()
         return None if row is None else host_from_row(row._mapping)
+
+    def list_ids(self, *, team_id: int | None, mdm_statuses: Sequence[MDMStatus]) -> list[int]:
+        if not mdm_statuses:
+            return []
+        team = hosts.c.team_id.is_(None) if team_id is None else hosts.c.team_id == team_id
+        query = (
+            sa.select(hosts.c.id)
+            .where(team, hosts.c.mdm_status.in_([MDMStatus(s) for s in mdm_statuses]))
+            .order_by(hosts.c.id)
+        )
+        return list(self._conn.execute(query).scalars())
 
     def find_known(self, *, hw_dev_id: str | None, device_id: str | None) -> Host | None:
         hw_dev_id, device_id = identifier(hw_dev_id), identifier(device_id)

@@ -112,6 +112,11 @@ _LIST_FOR_HOST = (
     .order_by(_hc.command_id.desc())
     .limit(_p("limit", type_=sa.Integer))
 )
+_CANCEL_PENDING = host_commands.delete().where(
+    _hc.host_id == _p("host_id"),
+    _hc.state == CommandState.PENDING,
+    _hc.command_id == sa.select(commands.c.id).where(commands.c.uuid == _p("command_uuid")).scalar_subquery(),
+)
 _GET_SESSION = mdm_sessions.select().where(mdm_sessions.c.host_id == _p("host_id"))
 
 
@@ -238,6 +243,10 @@ class SQLCommandQueue:
                 "new_done_at": at,
             },
         )
+        return result.rowcount == 1
+
+    def cancel_pending(self, host_id: int, command_uuid: str) -> bool:
+        result = self._conn.execute(_CANCEL_PENDING, {"host_id": host_id, "command_uuid": command_uuid})
         return result.rowcount == 1
 
     def get(self, host_id: int, command_uuid: str) -> HostCommand | None:
