@@ -58,6 +58,9 @@ SETTINGS: tuple[Setting, ...] = (
         "Addresses or networks (comma-separated) of TLS-terminating proxies that pass device certificates.",
     ),
     Setting("client_cert_header", "X-SSL-Client-Cert", "Header such a proxy puts the device certificate in."),
+    Setting("oidc_issuer", "(none)", "OIDC identity provider for the sign-in page (https issuer URL)."),
+    Setting("oidc_client_id", "(none)", "Client id of winmdm at that identity provider."),
+    Setting("oidc_client_secret", "(none)", "Client secret of winmdm at that identity provider."),
 )
 _KEYS = {s.key for s in SETTINGS}
 
@@ -83,6 +86,9 @@ class Config:
     log_level: str
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     client_cert_header: str = "X-SSL-Client-Cert"
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
 
 
 def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Config:
@@ -146,7 +152,28 @@ def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Conf
         log_level=log_level,
         trusted_proxies=_networks(get("trusted_proxies", "")),
         client_cert_header=_header_name(str(get("client_cert_header", "X-SSL-Client-Cert"))),
+        **_oidc(get("oidc_issuer"), get("oidc_client_id"), get("oidc_client_secret")),
     )
+
+
+def _oidc(issuer: Any, client_id: Any, secret: Any) -> dict[str, str | None]:
+    """All three or none; the issuer is https (plain http only on loopback, for tests)."""
+    values = {"oidc_issuer": issuer, "oidc_client_id": client_id, "oidc_client_secret": secret}
+    given = {k: str(v).strip() for k, v in values.items() if v not in (None, "")}
+    if not given:
+        return {k: None for k in values}
+    missing = [k for k in values if k not in given]
+    if missing:
+        raise ConfigError(
+            "WINMDM_" + missing[0].upper(),
+            "set WINMDM_OIDC_ISSUER, WINMDM_OIDC_CLIENT_ID and "
+            "WINMDM_OIDC_CLIENT_SECRET together, or none of them",
+        )
+    parts = urlsplit(given["oidc_issuer"])
+    loopback = parts.hostname is not None and _is_loopback(parts.hostname)
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ConfigError("WINMDM_OIDC_ISSUER", f"{given['oidc_issuer']!r} must be an https URL")
+    return given
 
 
 def _networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -101,6 +101,9 @@ VALUES = {
     "log_level": "DEBUG",
     "trusted_proxies": "10.0.0.5,10.1.0.0/16",
     "client_cert_header": "X-Client-Cert",
+    "oidc_issuer": "https://corp.okta.example",
+    "oidc_client_id": "winmdm",
+    "oidc_client_secret": "s3cret",
 }
 
 
@@ -137,6 +140,7 @@ def test_environment_and_toml_give_the_same_config(tmp_path: Path) -> None:
     assert from_env.log_level == "debug"
     assert [str(n) for n in from_env.trusted_proxies] == ["10.0.0.5/32", "10.1.0.0/16"]
     assert from_env.client_cert_header == "X-Client-Cert"
+    assert (from_env.oidc_issuer, from_env.oidc_client_id) == ("https://corp.okta.example", "winmdm")
 
 
 def test_toml_native_types(tmp_path: Path) -> None:
@@ -386,3 +390,28 @@ def test_every_setting_is_documented() -> None:
     assert documented == {s.env: s.key for s in SETTINGS}
     for setting in SETTINGS:
         assert f"`{setting.env}`" in text and f"`{setting.key}`" in text
+
+
+def test_oidc_settings_go_together() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config({"WINMDM_OIDC_ISSUER": "https://idp.example.com", "WINMDM_OIDC_CLIENT_SECRET": "x"})
+    assert error.value.setting == "WINMDM_OIDC_CLIENT_ID"
+    assert "together" in error.value.message
+    loopback = load_config(
+        {
+            "WINMDM_OIDC_ISSUER": "http://127.0.0.1:9999",
+            "WINMDM_OIDC_CLIENT_ID": "a",
+            "WINMDM_OIDC_CLIENT_SECRET": "b",
+        }
+    )
+    assert loopback.oidc_issuer == "http://127.0.0.1:9999"
+    assert load_config({}).oidc_issuer is None
+    with pytest.raises(ConfigError, match="must be an https URL") as plain:
+        load_config(
+            {
+                "WINMDM_OIDC_ISSUER": "http://idp.example.com",
+                "WINMDM_OIDC_CLIENT_ID": "a",
+                "WINMDM_OIDC_CLIENT_SECRET": "b",
+            }
+        )
+    assert plain.value.setting == "WINMDM_OIDC_ISSUER"
