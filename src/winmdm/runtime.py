@@ -25,6 +25,7 @@ from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
 from winmdm.services.management import ManagementService
 from winmdm.services.profiles import ProfileService
+from winmdm.services.terms import TermsOfUse
 from winmdm.storage.database import create_engine_for, current_revision, migrate
 from winmdm.storage.protocols import Storage
 from winmdm.storage.sql import SQLStorage
@@ -59,6 +60,7 @@ class Runtime:
     commands: CommandService
     agent: AgentService
     profiles: ProfileService
+    terms: TermsOfUse
     schema_revision: str | None
 
     def close(self) -> None:
@@ -101,6 +103,8 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
     certificates = DeviceCertificates(storage=storage, ca=ca, clock=clock)
     agent = AgentService(storage, clock, load_or_create_key(config.data_dir), config.server_url)
     profiles = ProfileService(storage, clock)
+    # The ToU blob key is derived from the download-link key (services/terms.py says why).
+    terms = TermsOfUse(verifier, clock, load_or_create_key(config.data_dir))
     return Runtime(
         config=config,
         storage=storage,
@@ -117,6 +121,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         commands=CommandService(storage=storage, clock=clock, provider_id=settings.provider_id),
         agent=agent,
         profiles=profiles,
+        terms=terms,
         schema_revision=current_revision(engine),
     )
 

@@ -80,6 +80,7 @@ def _welcome(runtime) -> None:
         )
     else:
         console.print(f"  Entra         tenants {', '.join(cfg.entra_tenant_ids)}")
+        console.print(f"  terms of use  {ep.terms_of_use} (the MDM terms of use URL to register in Entra)")
     console.print(
         "Next: on a Windows PC, Settings > Accounts > Access work or school > Connect, "
         f"or enter {ep.discovery} as the server address."

@@ -148,8 +148,12 @@ class EntraVerifier:
     def audiences(self) -> frozenset[str]:
         return self._audiences
 
-    def verify(self, token: str, now: datetime) -> EntraIdentity:
+    def verify(self, token: str, now: datetime, *, require_scope: bool = True) -> EntraIdentity:
         """The identity ``token`` proves at ``now``, or :class:`AuthenticationFailed` saying why not.
+
+        ``require_scope=False`` skips only the ``scp`` check, for the terms-of-use token, whose
+        expected claims (oid, upn, tid, resource: protocol.md §6) do not include a scope; every
+        other check (signature, issuer, tenant, audience, times) still applies.
 
         :class:`winmdm.errors.UpstreamUnavailable` comes through from the JWKS when Entra's keys
         cannot be fetched: that is not the device's fault, and the edge reports it differently.
@@ -173,7 +177,8 @@ class EntraVerifier:
         version = _check_issuer(claims, tenant)
         audience = self._check_audience(claims)
         self._check_times(claims, now)
-        _check_scope(claims)
+        if require_scope:
+            _check_scope(claims)
         identity = EntraIdentity(
             upn=_text(claims, "upn"),
             tenant_id=tenant.lower(),

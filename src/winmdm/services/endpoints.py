@@ -10,6 +10,7 @@ POLICY_PATH = "/EnrollmentServer/Policy.svc"
 ENROLLMENT_PATH = "/EnrollmentServer/Enrollment.svc"
 AUTHENTICATION_PATH = "/EnrollmentServer/Authenticate"
 MANAGEMENT_PATH = "/ManagementServer/MDM.svc"
+TERMS_PATH = "/EnrollmentServer/TermsOfUse"  # the "MDM terms of use URL" registered in Entra
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +40,7 @@ class Endpoints:
     @property
     def management(self) -> str:
         return self.base_url + MANAGEMENT_PATH
+
+    @property
+    def terms_of_use(self) -> str:
+        return self.base_url + TERMS_PATH
