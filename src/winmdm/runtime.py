@@ -12,8 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from winmdm.config import Config
+from winmdm.idp.enrollment_token import EnrollmentTokens
+from winmdm.idp.enrollment_token import load_or_create_key as load_or_create_token_key
 from winmdm.idp.entra import EntraVerifier
 from winmdm.idp.jwks import JWKSCache
+from winmdm.idp.oidc import OIDCClient
 from winmdm.pki.ca import DeviceCA
 from winmdm.pki.tls import ensure_dev_tls
 from winmdm.protocol.provisioning import RenewalTerms
@@ -62,9 +65,14 @@ class Runtime:
     profiles: ProfileService
     terms: TermsOfUse
     schema_revision: str | None
+    # The sign-in page of MDM-only enrollment (web/signin_routes.py); oidc is None when not set up.
+    enrollment_tokens: EnrollmentTokens | None = None
+    oidc: OIDCClient | None = None
 
     def close(self) -> None:
         self.storage.close()
+        if self.oidc is not None:
+            self.oidc.close()
 
 
 def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: bool = True) -> Runtime:
@@ -85,6 +93,15 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         verifier = EntraVerifier(
             config.entra_tenant_ids, config.entra_audiences, JWKSCache(config.entra_jwks_url)
         )
+    enrollment_tokens = EnrollmentTokens(load_or_create_token_key(config.data_dir))
+    oidc = None
+    if config.oidc_issuer and config.oidc_client_id and config.oidc_client_secret:
+        oidc = OIDCClient(config.oidc_issuer, config.oidc_client_id, config.oidc_client_secret)
+    else:
+        log.info(
+            "MDM-only enrollment is off: set WINMDM_OIDC_ISSUER, WINMDM_OIDC_CLIENT_ID and "
+            "WINMDM_OIDC_CLIENT_SECRET to turn on the sign-in page"
+        )
     settings = EnrollmentSettings(
         provider_id="winmdm",
         server_name=config.organization,
@@ -95,7 +112,9 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
     enrollment = EnrollmentService(
         storage=storage,
         ca=ca,
-        authenticator=Authenticator(verifier),
+        authenticator=Authenticator(
+            verifier, enrollment_tokens=enrollment_tokens, sign_in_configured=oidc is not None
+        ),
         endpoints=endpoints,
         settings=settings,
         clock=clock,
@@ -123,6 +142,8 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         profiles=profiles,
         terms=terms,
         schema_revision=current_revision(engine),
+        enrollment_tokens=enrollment_tokens,
+        oidc=oidc,
     )
 
 

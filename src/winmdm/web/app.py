@@ -8,7 +8,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from winmdm.runtime import Runtime
-from winmdm.web import agent_routes, enrollment_routes, management_routes, terms_routes
+from winmdm.web import agent_routes, enrollment_routes, management_routes, signin_routes, terms_routes
 
 
 async def health(request: Request) -> Response:
@@ -26,6 +26,7 @@ def create_app(runtime: Runtime) -> Starlette:
             *enrollment_routes.routes(),
             *management_routes.routes(),
             *agent_routes.routes(),
+            *signin_routes.routes(),
             *terms_routes.routes(),
         ],
         exception_handlers={500: _server_error},

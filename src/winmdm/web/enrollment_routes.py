@@ -104,23 +104,10 @@ def _answer(runtime: Runtime, envelope: soap.Envelope, activity_id: str) -> byte
     raise MalformedMessage(f"unknown SOAP action {envelope.action[:200]!r}")
 
 
-async def authentication_page(request: Request) -> Response:
-    """AuthenticationServiceUrl (MS-MDE2 §3.2). winmdm's own sign-in is not configured yet."""
-    html = (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width'><title>Enrollment</title></head>"
-        "<body><h1>Sign-in is not available</h1><p>This server enrolls Windows PCs with a work "
-        "account (Settings &gt; Accounts &gt; Access work or school &gt; Connect). "
-        "Contact your administrator.</p></body></html>"
-    )
-    return Response(html, media_type="text/html; charset=utf-8")
-
-
 def routes() -> list[Route]:
     return [
         Route(paths.DISCOVERY_PATH, discovery_probe, methods=["GET", "HEAD"]),
         Route(paths.DISCOVERY_PATH, soap_endpoint, methods=["POST"]),
         Route(paths.POLICY_PATH, soap_endpoint, methods=["POST"]),
         Route(paths.ENROLLMENT_PATH, soap_endpoint, methods=["POST"]),
-        Route(paths.AUTHENTICATION_PATH, authentication_page, methods=["GET"]),
     ]
