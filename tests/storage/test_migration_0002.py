@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from winmdm.storage import create_engine_for, current_revision
-from winmdm.storage.database import MIGRATIONS_DIR
+from winmdm.storage.database import downgrade, migrate
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 MANAGEMENT_TABLES = {
@@ -19,11 +17,7 @@ MANAGEMENT_TABLES = {
 
 
 def _move_to(engine: sa.Engine, revision: str, *, down: bool = False) -> None:
-    with engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        config.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(config, revision)
+    (downgrade if down else migrate)(engine, revision)
 
 
 def test_upgrade_keeps_hosts_and_downgrade_undoes(database_url: str) -> None:
@@ -49,7 +43,7 @@ def test_upgrade_keeps_hosts_and_downgrade_undoes(database_url: str) -> None:
                 {"host_id": host_id, "at": T0},
             )
 
-        _move_to(engine, "head")
+        _move_to(engine, "0002_management")
         assert current_revision(engine) == "0002_management"
         assert set(sa.inspect(engine).get_table_names()) >= MANAGEMENT_TABLES
         with engine.connect() as conn:
@@ -68,7 +62,7 @@ def test_upgrade_keeps_hosts_and_downgrade_undoes(database_url: str) -> None:
             assert conn.execute(sa.text("SELECT uuid FROM hosts")).scalar_one() == "u-1"
             assert conn.execute(sa.text("SELECT device_id FROM enrollments")).scalar_one() == "DEV-1"
 
-        _move_to(engine, "head")
+        _move_to(engine, "0002_management")
         assert current_revision(engine) == "0002_management"
     finally:
         engine.dispose()

@@ -24,7 +24,7 @@ def test_migrate_twice_is_a_no_op(database_url: str) -> None:
     engine = create_engine_for(database_url)
     try:
         migrate(engine)
-        assert current_revision(engine) == head_revision() == "0002_management"
+        assert current_revision(engine) == head_revision() == "0003_identity"
         tables = set(sa.inspect(engine).get_table_names())
         migrate(engine)
         assert current_revision(engine) == head_revision()
@@ -32,6 +32,7 @@ def test_migrate_twice_is_a_no_op(database_url: str) -> None:
         assert {"teams", "hosts", "enrollments", "device_certificates"} <= tables
         assert {"commands", "host_commands", "mdm_sessions", "profiles", "host_profiles"} <= tables
         assert {"agent_package", "host_agent", "activities"} <= tables
+        assert {"enrollment_tokens_used", "enrollment_secrets"} <= tables
     finally:
         engine.dispose()
 

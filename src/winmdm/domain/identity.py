@@ -6,6 +6,31 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+# What firmware reports when the OEM never set a serial: many PCs share each of these, so none
+# identifies a device. Compared stripped and case-insensitively.
+_NOT_SERIALS = frozenset(
+    value.casefold()
+    for value in (
+        "To be filled by O.E.M.",
+        "Default string",
+        "System Serial Number",
+        "0",
+        "None",
+        "Not Specified",
+        "123456789",
+        "INVALID",
+    )
+)
+
+
+def is_real_serial(serial: str | None) -> bool:
+    """Whether a reported serial number can identify one device (None, blank and placeholder
+    values cannot). The one list of non-identities: storage and services both ask here."""
+    if serial is None:
+        return False
+    value = serial.strip().casefold()
+    return bool(value) and value not in _NOT_SERIALS
+
 
 class EnrollmentKind(enum.StrEnum):
     """design.md §1: MANUAL when MDM was turned on from a user session (end users can turn it

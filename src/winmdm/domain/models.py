@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from winmdm.domain.identity import EnrollmentKind
+
 
 class MDMStatus(enum.StrEnum):
     """A host's MDM state (design.md §1).
@@ -46,6 +48,8 @@ class TokenKind(enum.StrEnum):
 
     ENTRA_JWT = "entra_jwt"  # urn:ietf:params:oauth:token-type:jwt
     RENEWAL = "renewal"  # PKCS#7 signed by the current device certificate (ROBO)
+    ENROLLMENT_TOKEN = "enrollment_token"  # winmdm's own sign-in page token
+    BULK_SECRET = "bulk_secret"  # a provisioning package's secret (WS-Security UsernameToken)
 
 
 class CertificateStatus(enum.StrEnum):
@@ -71,6 +75,7 @@ class Host:
     created_at: datetime
     updated_at: datetime
     last_seen_at: datetime | None = None
+    enrollment_kind: EnrollmentKind | None = None  # of the current enrollment
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,8 @@ class Enrollment:
     dm_nonce: str  # base64 nonce the client uses for its next Cred
     active: bool
     created_at: datetime
+    enrollment_kind: EnrollmentKind | None = None
+    end_user_username: str | None = None  # who signed in on winmdm's page, if anyone
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +142,7 @@ class NewHost:
     team_id: int | None = None
     serial: str | None = None
     mdm_status: MDMStatus = MDMStatus.PENDING
+    enrollment_kind: EnrollmentKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +166,5 @@ class NewEnrollment:
     dm_nonce: str
     created_at: datetime
     extra: dict[str, str] = field(default_factory=dict)
+    enrollment_kind: EnrollmentKind | None = None
+    end_user_username: str | None = None

@@ -181,13 +181,80 @@ def head_revision() -> str:
     return head
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the database to the newest revision; a database already there is left alone."""
-    with connect(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            # Held until this transaction ends; a second process waits, then finds head.
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
-        command.upgrade(_alembic_config(conn), "head")
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the database up to `revision` (the newest by default); one already there is left alone."""
+    with _migration(engine) as conn:
+        command.upgrade(_alembic_config(conn), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Undo revisions down to `revision`, with the same safeguards as `migrate`."""
+    with _migration(engine) as conn:
+        command.downgrade(_alembic_config(conn), revision)
+
+
+@contextmanager
+def _migration(engine: Engine) -> Iterator[Connection]:
+    """One transaction for the whole migration.
+
+    PostgreSQL: an advisory lock, held until the transaction ends; a second process waits, then
+    finds head. SQLite: foreign keys off around the transaction, because a batch rebuild DROPs
+    the old table, and with foreign keys on that DROP cascade-deletes every row referring to it
+    (dropping enrollments would take every device certificate). SQLite ignores the pragma inside
+    a transaction, so it is sent on the raw connection before BEGIN, read back, and turned on
+    again afterwards whatever happened. `PRAGMA foreign_key_check` then stands in for the
+    enforcement skipped: a dangling reference rolls the whole migration back.
+    """
+    try:
+        conn = engine.connect()
+    except SAOperationalError as exc:
+        raise ConfigError(SETTING, _connect_problem(engine.url, exc)) from None
+    with conn:
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+                yield conn
+            return
+        # Nothing has run through SQLAlchemy on `conn` yet: no transaction is open (the engine's
+        # connections have isolation_level None, so pysqlite opens none by itself either).
+        dbapi_connection = conn.connection.dbapi_connection
+        _sqlite_foreign_keys(dbapi_connection, on=False)
+        try:
+            with conn.begin():
+                yield conn
+                _check_foreign_keys(conn)
+        finally:
+            try:
+                _sqlite_foreign_keys(dbapi_connection, on=True)
+            except BaseException:
+                # Never hand a connection without foreign keys back to the pool.
+                conn.invalidate()
+                raise
+
+
+def _sqlite_foreign_keys(dbapi_connection: Any, *, on: bool) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+        (state,) = cursor.execute("PRAGMA foreign_keys").fetchone()
+    finally:
+        cursor.close()
+    if bool(state) != on:
+        raise RuntimeError(
+            f"SQLite did not turn foreign keys {'on' if on else 'off'} (a transaction is open)"
+        )
+
+
+def _check_foreign_keys(conn: Connection) -> None:
+    problems = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if problems:
+        tables = sorted({str(row[0]) for row in problems})
+        raise ConfigError(
+            SETTING,
+            f"migrating {_safe(conn.engine.url)} would leave {len(problems)} row(s) referring to rows "
+            f"that do not exist (in {', '.join(tables)}); nothing was changed",
+        )
 
 
 def current_revision(engine: Engine) -> str | None:

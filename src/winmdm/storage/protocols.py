@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
+from winmdm.domain.identity import EnrollmentKind
 from winmdm.domain.models import (
     DeviceCertificate,
     Enrollment,
@@ -19,6 +20,7 @@ from winmdm.domain.models import (
     NewEnrollment,
     NewHost,
 )
+from winmdm.storage.identity_protocols import EnrollmentSecretStore, EnrollmentTokenStore, TeamStore
 from winmdm.storage.management_protocols import (
     ActivityStore,
     AgentStore,
@@ -57,10 +59,37 @@ class HostStore(Protocol):
         idp_username: str | None,
         mdm_status: MDMStatus,
         at: datetime,
+        enrollment_kind: EnrollmentKind | None = None,
     ) -> Host:
         """Refresh what a (re-)enrollment tells about a known host. Never touches team_id.
 
-        A None hw_dev_id/device_id/os/idp_username keeps the stored value.
+        A None hw_dev_id/device_id/os/idp_username/enrollment_kind keeps the stored value.
+        """
+        ...
+
+    def set_team(self, host_id: int, team_id: int | None) -> None:
+        """Move the host to the team (None: No team). NotFound for an unknown host or team."""
+        ...
+
+    def find_by_serial(self, serial: str | None) -> Host | None:
+        """The oldest host with this serial number.
+
+        None, blank and placeholder serials ("To be filled by O.E.M.", ...; see
+        `domain.identity.is_real_serial`) identify no device and never match.
+        """
+        ...
+
+    def merge_into(self, source_id: int, target_id: int, at: datetime) -> None:
+        """Fold the source host into the target (the same device recorded twice), then delete
+        the source.
+
+        Enrollments, certificates and activities move as they are; queued commands move unless
+        the target has the same command; the source's session, profile and agent status rows
+        replace the target's. The source is the newer record, so its non-null facts (ids, status,
+        OS, inventory, enrollment kind, last seen) overwrite the target's; the target keeps its
+        id, uuid, team and created_at, and `at` becomes its updated_at. Callers decide which
+        enrollment stays active. NotFound when either host is missing; Conflict when they are
+        the same host.
         """
         ...
 
@@ -124,6 +153,10 @@ class Transaction(Protocol):
     profiles: ProfileStore
     agent: AgentStore
     activities: ActivityStore
+    # Enrollment identity (storage/identity_protocols.py).
+    teams: TeamStore
+    enrollment_tokens: EnrollmentTokenStore
+    enrollment_secrets: EnrollmentSecretStore
 
 
 class Storage(Protocol):

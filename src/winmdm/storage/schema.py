@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from winmdm.domain.identity import EnrollmentKind
 from winmdm.domain.management import AgentStatus, CommandKind, CommandState, ProfileStatus
 from winmdm.domain.models import CertificateStatus, EnrollmentType, MDMStatus, TokenKind
 
@@ -94,6 +95,8 @@ teams = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # The Entra terms page also signs the end user in with the IdP (revision 0003).
+    sa.Column("end_user_auth", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("name"),
 )
 
@@ -120,7 +123,10 @@ hosts = sa.Table(
     sa.Column("model", sa.Text, nullable=True),
     sa.Column("language", sa.Text, nullable=True),
     sa.Column("dm_version", sa.Text, nullable=True),
+    # The current enrollment's manual/automatic (revision 0003); NULL before anyone decided.
+    sa.Column("enrollment_kind", StrEnumType(EnrollmentKind), nullable=True),
     _values_check("mdm_status", MDMStatus, "mdm_status"),
+    _values_check("enrollment_kind", EnrollmentKind, "enrollment_kind"),
     sa.Index(None, "uuid", unique=True),
     sa.Index(None, "hw_dev_id"),
     sa.Index(None, "device_id"),
@@ -154,8 +160,12 @@ enrollments = sa.Table(
     sa.Column("dm_nonce", sa.Text, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("enrollment_kind", StrEnumType(EnrollmentKind), nullable=True),
+    sa.Column("end_user_username", sa.Text, nullable=True),
     _values_check("enrollment_type", EnrollmentType, "enrollment_type"),
+    # Widened in revision 0003 (SQLite rebuilds the table for it: see database.migrate).
     _values_check("token_kind", TokenKind, "token_kind"),
+    _values_check("enrollment_kind", EnrollmentKind, "enrollment_kind"),
     sa.Index(None, "host_id", "active"),
     # Every OMA-DM session finds its enrollment by the SyncML Source LocURI.
     sa.Index(None, "device_id"),
@@ -323,4 +333,29 @@ activities = sa.Table(
     sa.Column("details", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index(None, "host_id", "id"),
+)
+
+# --- enrollment identity (revision 0003) -----------------------------------------------------
+
+enrollment_tokens_used = sa.Table(
+    "enrollment_tokens_used",
+    metadata,
+    # The token's jti: the primary key is what makes "used once" hold across instances.
+    sa.Column("token_id", sa.String(64), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime, nullable=False),
+    sa.Index(None, "expires_at"),
+)
+
+enrollment_secrets = sa.Table(
+    "enrollment_secrets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # None is No team; a team's secrets go with it.
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),  # hex SHA-256, never the secret
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("secret_hash"),
+    sa.Index(None, "team_id"),
 )

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from winmdm.domain.identity import EnrollmentKind, is_real_serial
 from winmdm.domain.models import (
     CertificateStatus,
     DeviceCertificate,
@@ -24,16 +25,22 @@ from winmdm.domain.models import (
     NewEnrollment,
     NewHost,
 )
-from winmdm.errors import EnrollmentServerError, NotFound
-from winmdm.storage.schema import device_certificates, enrollments, hosts
+from winmdm.errors import Conflict, EnrollmentServerError, NotFound
+from winmdm.storage.schema import device_certificates, enrollments, hosts, teams
 from winmdm.storage.sql_commands import SQLCommandQueue, SQLSessionStore
+from winmdm.storage.sql_identity import (
+    SQLEnrollmentSecretStore,
+    SQLEnrollmentTokenStore,
+    SQLTeamStore,
+    merge_hosts,
+)
 from winmdm.storage.sql_management import (
     SQLActivityStore,
     SQLAgentStore,
     SQLInventoryStore,
     SQLProfileStore,
 )
-from winmdm.storage.sql_rows import PerDialect, host_from_row, identifier, insert_for_dialect, keep_if_null
+from winmdm.storage.sql_rows import PerDialect, identifier, insert_for_dialect, keep_if_null
 
 
 class DuplicateSerial(EnrollmentServerError):
@@ -42,6 +49,27 @@ class DuplicateSerial(EnrollmentServerError):
     Serials are random and issued by winmdm's CA, so a clash means a bug or a replayed request;
     the enrollment fails as a server error (MS-MDE2 s:EnrollmentServer) and can be retried.
     """
+
+
+def _host(row: Mapping[str, Any]) -> Host:
+    # sql_rows.host_from_row plus enrollment_kind (revision 0003).
+    return Host(
+        id=row["id"],
+        uuid=row["uuid"],
+        display_name=row["display_name"],
+        hw_dev_id=row["hw_dev_id"],
+        device_id=row["device_id"],
+        serial=row["serial"],
+        team_id=row["team_id"],
+        mdm_status=row["mdm_status"],
+        os_version=row["os_version"],
+        os_edition=row["os_edition"],
+        idp_username=row["idp_username"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        last_seen_at=row["last_seen_at"],
+        enrollment_kind=row["enrollment_kind"],
+    )
 
 
 def _enrollment(row: Mapping[str, Any]) -> Enrollment:
@@ -66,6 +94,8 @@ def _enrollment(row: Mapping[str, Any]) -> Enrollment:
         dm_nonce=row["dm_nonce"],
         active=bool(row["active"]),
         created_at=row["created_at"],
+        enrollment_kind=row["enrollment_kind"],
+        end_user_username=row["end_user_username"],
     )
 
 
@@ -118,9 +148,21 @@ _RECORD_ENROLLMENT = (
         os_version=keep_if_null(_h.os_version),
         os_edition=keep_if_null(_h.os_edition),
         idp_username=keep_if_null(_h.idp_username),
+        enrollment_kind=keep_if_null(_h.enrollment_kind),
     )
     .returning(*hosts.c)
 )
+_SET_TEAM = hosts.update().where(_h.id == _p("match_id"))
+_SET_NO_TEAM = _SET_TEAM.values(team_id=None)
+# The team is checked in the same statement: a foreign key failure would abort the transaction
+# on PostgreSQL; zero rows updated says "host or team missing" without one.
+_SET_SOME_TEAM = _SET_TEAM.where(sa.exists().where(teams.c.id == _p("new_team_id", type_=sa.Integer))).values(
+    team_id=_p("new_team_id", type_=sa.Integer)
+)
+_HOST_EXISTS = sa.select(_h.id).where(_h.id == _p("host_id"))
+# Several hosts may report one serial (a board swapped between PCs): the oldest wins.
+_FIND_BY_SERIAL = hosts.select().where(_h.serial == _p("serial", type_=sa.Text)).order_by(_h.id).limit(1)
+
 
 _e = enrollments.c
 _INSERT_ENROLLMENT = enrollments.insert().returning(*enrollments.c)
@@ -182,6 +224,10 @@ _REVOKE_ALL_FOR_HOST = _REVOKE_FOR_HOST.values(**_REVOKED)
 _REVOKE_OTHERS_FOR_HOST = _REVOKE_FOR_HOST.where(_c.serial != _p("keep_serial")).values(**_REVOKED)
 
 
+def _host_missing(host_id: int) -> NotFound:
+    return NotFound(f"host {host_id} does not exist; it may have been deleted meanwhile")
+
+
 class SQLHostStore:
     """HostStore on one connection."""
 
@@ -205,13 +251,14 @@ class SQLHostStore:
                 "created_at": new.created_at,
                 "updated_at": new.created_at,
                 "last_seen_at": None,
+                "enrollment_kind": new.enrollment_kind,
             },
         ).one()
-        return host_from_row(row._mapping)
+        return _host(row._mapping)
 
     def get(self, host_id: int) -> Host | None:
         row = self._conn.execute(_GET_HOST, {"host_id": host_id}).one_or_none()
-        return None if row is None else host_from_row(row._mapping)
+        return None if row is None else _host(row._mapping)
 
     def list_ids(self, *, team_id: int | None, mdm_statuses: Sequence[MDMStatus]) -> list[int]:
         if not mdm_statuses:
@@ -229,7 +276,7 @@ class SQLHostStore:
         if hw_dev_id is None and device_id is None:
             return None
         row = self._conn.execute(_FIND_KNOWN, {"hw_dev_id": hw_dev_id, "device_id": device_id}).one_or_none()
-        return None if row is None else host_from_row(row._mapping)
+        return None if row is None else _host(row._mapping)
 
     def record_enrollment(
         self,
@@ -243,6 +290,7 @@ class SQLHostStore:
         idp_username: str | None,
         mdm_status: MDMStatus,
         at: datetime,
+        enrollment_kind: EnrollmentKind | None = None,
     ) -> Host:
         row = self._conn.execute(
             _RECORD_ENROLLMENT,
@@ -257,11 +305,36 @@ class SQLHostStore:
                 "new_os_version": os_version,
                 "new_os_edition": os_edition,
                 "new_idp_username": idp_username,
+                "new_enrollment_kind": enrollment_kind,
             },
         ).one_or_none()
         if row is None:
-            raise NotFound(f"host {host_id} does not exist; it may have been deleted meanwhile")
-        return host_from_row(row._mapping)
+            raise _host_missing(host_id)
+        return _host(row._mapping)
+
+    def set_team(self, host_id: int, team_id: int | None) -> None:
+        if team_id is None:
+            result = self._conn.execute(_SET_NO_TEAM, {"match_id": host_id})
+        else:
+            result = self._conn.execute(_SET_SOME_TEAM, {"match_id": host_id, "new_team_id": team_id})
+        if result.rowcount == 1:
+            return
+        if self._conn.execute(_HOST_EXISTS, {"host_id": host_id}).first() is None:
+            raise _host_missing(host_id)
+        raise NotFound(f"team {team_id} does not exist; it may have been deleted")
+
+    def find_by_serial(self, serial: str | None) -> Host | None:
+        if not is_real_serial(serial):
+            return None
+        row = self._conn.execute(_FIND_BY_SERIAL, {"serial": serial}).one_or_none()
+        return None if row is None else _host(row._mapping)
+
+    def merge_into(self, source_id: int, target_id: int, at: datetime) -> None:
+        if source_id == target_id:
+            raise Conflict(f"host {source_id} cannot be merged into itself")
+        if not merge_hosts(self._conn, source_id, target_id, at):
+            missing = source_id if self.get(source_id) is None else target_id
+            raise _host_missing(missing)
 
 
 class SQLEnrollmentStore:
@@ -294,6 +367,8 @@ class SQLEnrollmentStore:
                 "dm_nonce": new.dm_nonce,
                 "active": True,
                 "created_at": new.created_at,
+                "enrollment_kind": new.enrollment_kind,
+                "end_user_username": new.end_user_username,
             },
         ).one()
         return _enrollment(row._mapping)
@@ -401,6 +476,9 @@ class SQLTransaction:
         self.profiles = SQLProfileStore(conn)
         self.agent = SQLAgentStore(conn)
         self.activities = SQLActivityStore(conn)
+        self.teams = SQLTeamStore(conn)
+        self.enrollment_tokens = SQLEnrollmentTokenStore(conn)
+        self.enrollment_secrets = SQLEnrollmentSecretStore(conn)
 
 
 class SQLStorage:
