@@ -142,7 +142,10 @@ def test_the_device_unenrolls_itself(server, token, storage) -> None:
         activities = tx.activities.list(host_id=host.id)
     assert host.mdm_status is MDMStatus.OFF
     assert all(c.status.value == "revoked" for c in certs)
-    assert [a.type for a in activities] == ["mdm_unenrolled"]
+    assert [a.type for a in activities] == ["mdm_unenrolled", "mdm_enrolled", "fleet_enrolled"]
+    enrolled = activities[1].details
+    assert enrolled["enrollment"] == "manual" and enrolled["mdm_platform"] == "microsoft"
+    assert enrolled["host_serial"] == managed.serial  # the first session read it before MDM turned on
     with managed.client(server.dev_ca) as client:
         after = managed.session(client)  # the certificate is revoked: refused, nothing applied
     assert after.header_codes == [StatusCode.FORBIDDEN]

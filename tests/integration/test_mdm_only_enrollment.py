@@ -156,3 +156,19 @@ def test_a_tampered_token_gets_the_authentication_fault(mdm: RunningServer) -> N
             device.enroll_with_token(client, forged)
     assert refused.value.fault.subcode == "s:Authentication"
     assert "start the enrollment again from Settings" in refused.value.fault.reason
+
+
+def test_a_token_enrolls_one_device_only(mdm: RunningServer) -> None:
+    """Single use: the enrollment that succeeds consumes the token; a replay by another device
+    (or the same one) gets s:Authentication."""
+    first, second = MDMOnlyDevice(), MDMOnlyDevice()
+    with mdm.client() as client:
+        _, wresult = first.enroll_mdm_only(client, mdm.discovery_url, email="alice@corp.example")
+        second.discover(client, mdm.discovery_url, email="alice@corp.example")
+        with pytest.raises(EnrollmentRefused) as refused:
+            second.enroll_with_token(client, wresult)
+        assert refused.value.fault.subcode == "s:Authentication"
+        assert "already used" in refused.value.fault.reason
+        with pytest.raises(EnrollmentRefused) as again:
+            first.enroll_with_token(client, wresult)
+        assert again.value.fault.subcode == "s:Authentication"

@@ -291,11 +291,6 @@ def test_real_serials(serial: str) -> None:
     assert is_real_serial(serial) is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sql_rows.host_from_row (used by InventoryStore.record_inventory) lacks enrollment_kind; "
-    "drop this marker when it maps the column",
-)
 def test_record_inventory_returns_the_enrollment_kind(storage: SQLStorage) -> None:
     with storage.transaction() as tx:
         host = tx.hosts.create(new_host(enrollment_kind=EnrollmentKind.MANUAL))

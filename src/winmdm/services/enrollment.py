@@ -25,6 +25,7 @@ from winmdm.domain.models import (
     MDMStatus,
     NewEnrollment,
     NewHost,
+    TokenKind,
 )
 from winmdm.errors import AuthenticationFailed, AuthorizationFailed, MalformedMessage
 from winmdm.pki.ca import DeviceCA, der, random_serial, thumbprint_sha1
@@ -44,7 +45,9 @@ from winmdm.protocol.soap import Security
 from winmdm.protocol.wstep import RequestSecurityToken, RequestType
 from winmdm.protocol.xcep import PolicyTerms
 from winmdm.services.authentication import Authenticator, Identity
+from winmdm.services.bulk import EnrollmentSecrets, is_bulk_upn
 from winmdm.services.endpoints import Endpoints
+from winmdm.services.enrollment_kind import enrollment_kind
 from winmdm.storage.protocols import Storage, Transaction
 
 log = logging.getLogger("winmdm.enrollment")
@@ -90,7 +93,9 @@ class EnrollmentService:
         clock: Callable[[], datetime],
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         serial_source: Callable[[], int] = random_serial,
+        bulk: EnrollmentSecrets | None = None,
     ) -> None:
+        self._bulk = bulk or EnrollmentSecrets(storage=storage, clock=clock)
         self._storage = storage
         self._ca = ca
         self._auth = authenticator
@@ -109,7 +114,9 @@ class EnrollmentService:
         Entra sends its token whatever policy discovery named (protocol.md decision 3).
         """
         offered = request.auth_policies
-        if AuthPolicy.FEDERATED in offered or not offered:
+        if is_bulk_upn(request.email) and AuthPolicy.ON_PREMISE in offered:
+            policy, auth_url = AuthPolicy.ON_PREMISE, None  # a provisioning package (bulk enrollment)
+        elif AuthPolicy.FEDERATED in offered or not offered:
             policy, auth_url = AuthPolicy.FEDERATED, self._endpoints.authentication
         elif AuthPolicy.ON_PREMISE in offered:
             policy, auth_url = AuthPolicy.ON_PREMISE, None
@@ -129,8 +136,8 @@ class EnrollmentService:
 
     # -- policy (MS-XCEP, MS-MDE2 §3.3) -----------------------------------------------------
     def policy_terms(self, security: Security) -> PolicyTerms:
-        """The caller must hold the credential it will enroll with."""
-        self._auth.authenticate(security, self._clock())
+        """The caller must hold the credential it will enroll with (not consumed here)."""
+        self._identify(security, self._clock())
         lifetime = int(self._settings.certificate_lifetime.total_seconds())
         renewal_days = self._settings.renewal.renew_period_days if self._settings.renewal else 0
         return PolicyTerms(
@@ -149,7 +156,7 @@ class EnrollmentService:
 
     def enroll(self, rst: RequestSecurityToken) -> EnrollmentOutcome:
         now = self._clock()
-        identity = self._auth.authenticate(rst.security, now)
+        identity, team_id = self._identify(rst.security, now)
         ctx = rst.context
         device_id = (ctx.get("DeviceID") or "").strip()
         if not device_id or len(device_id) > 64:
@@ -169,8 +176,23 @@ class EnrollmentService:
             server_secret=self._token(24),
             nonce=self._random(16),
         )
+        kind = enrollment_kind(
+            token_kind=identity.kind,
+            not_in_oobe=ctx.get_bool("NotInOobe"),
+            ux_initiated=ctx.get_bool("UXInitiated"),
+            domain_name=ctx.get("DomainName"),
+            bulk_aadj=ctx.get_bool("BulkAADJ"),
+        )
         with self._storage.transaction() as tx:
-            host, created = self._upsert_host(tx, identity, device_id, hw_dev_id, device_name, ctx, now)
+            if identity.token_id is not None and not tx.enrollment_tokens.consume(
+                identity.token_id, expires_at=identity.token_expires or now, at=now
+            ):
+                raise AuthenticationFailed(
+                    "this sign-in was already used to enroll a device; start again from Settings"
+                )
+            host, created = self._upsert_host(
+                tx, identity, device_id, hw_dev_id, device_name, ctx, now, kind=kind, team_id=team_id
+            )
             if not created:
                 tx.enrollments.deactivate_for_host(host.id)
             enrollment = tx.enrollments.add(
@@ -193,6 +215,7 @@ class EnrollmentService:
                     dm_server_secret=credentials.server_secret,
                     dm_nonce=_b64(credentials.nonce),
                     created_at=now,
+                    enrollment_kind=kind,
                 )
             )
             if not created:
@@ -237,8 +260,12 @@ class EnrollmentService:
         device_name: str | None,
         ctx,
         now: datetime,
+        *,
+        kind,
+        team_id: int | None,
     ) -> tuple[Host, bool]:
-        """A known host (same HWDevID or DeviceID) keeps its team; a new one lands in No team."""
+        """A known host (same HWDevID or DeviceID) keeps its team; a new one lands in No team,
+        or in the team of the bulk secret it enrolled with."""
         known = tx.hosts.find_known(hw_dev_id=hw_dev_id, device_id=device_id)
         if known is not None:
             host = tx.hosts.record_enrollment(
@@ -251,6 +278,7 @@ class EnrollmentService:
                 idp_username=identity.username,
                 mdm_status=MDMStatus.PENDING,
                 at=now,
+                enrollment_kind=kind,
             )
             return host, False
         host = tx.hosts.create(
@@ -263,9 +291,29 @@ class EnrollmentService:
                 os_edition=ctx.get("OSEdition") or None,
                 idp_username=identity.username,
                 created_at=now,
+                team_id=team_id,
+                enrollment_kind=kind,
             )
         )
+        tx.activities.add(
+            "fleet_enrolled",
+            at=now,
+            host_id=host.id,
+            details={
+                "host_display_name": host.display_name,
+                "host_serial": host.serial,
+                "platform": "windows",
+            },
+        )
         return host, True
+
+    def _identify(self, security: Security, now: datetime) -> tuple[Identity, int | None]:
+        """Who is enrolling, and the team a bulk secret names (None otherwise)."""
+        if security.username is not None and not security.tokens:
+            with self._storage.transaction() as tx:
+                secret = self._bulk.verify(tx, security.username.username, security.username.password)
+            return Identity(kind=TokenKind.BULK_SECRET, username=None), secret.team_id
+        return self._auth.authenticate(security, now), None
 
     # -- renewal (MS-WSTEP Renew, ROBO) ------------------------------------------------------
     def renew(self, rst: RequestSecurityToken) -> RenewalOutcome:

@@ -205,9 +205,27 @@ class ManagementService:
             )
         tx.inventory.checked_in(host.id, now)
         if not reply.commands and host.mdm_status is MDMStatus.PENDING and not unenrolled:
-            tx.inventory.set_mdm_status(host.id, MDMStatus.ON, now)  # first session completed
+            self._turned_on(tx, host, now)
         session = dataclasses.replace(session, sent=sent, incoming=incoming, pending_chunks=tuple(pending))
         return self._finish(tx, reply, session, header, server_msg_id, now, authenticated=True)
+
+    @staticmethod
+    def _turned_on(tx: Transaction, host: Host, now: datetime) -> None:
+        """The first session of an enrollment completed: MDM is on (design.md §1 activities)."""
+        tx.inventory.set_mdm_status(host.id, MDMStatus.ON, now)
+        kind = host.enrollment_kind.value if host.enrollment_kind else None
+        tx.activities.add(
+            "mdm_enrolled",
+            at=now,
+            host_id=host.id,
+            details={
+                "host_serial": host.serial,
+                "host_display_name": host.display_name,
+                "enrollment": kind,
+                "mdm_platform": "microsoft",
+            },
+        )
+        log.info("host %s is managed: MDM on (%s)", host.id, kind)
 
     def _check_cred(self, header: syncml.SyncHdr, enrollment: Enrollment) -> StatusCode | None:
         """None when the digest Cred proves the device; else 407 (missing) or 401 (wrong)."""

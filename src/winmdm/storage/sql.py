@@ -40,7 +40,7 @@ from winmdm.storage.sql_management import (
     SQLInventoryStore,
     SQLProfileStore,
 )
-from winmdm.storage.sql_rows import PerDialect, identifier, insert_for_dialect, keep_if_null
+from winmdm.storage.sql_rows import PerDialect, host_from_row, identifier, insert_for_dialect, keep_if_null
 
 
 class DuplicateSerial(EnrollmentServerError):
@@ -49,27 +49,6 @@ class DuplicateSerial(EnrollmentServerError):
     Serials are random and issued by winmdm's CA, so a clash means a bug or a replayed request;
     the enrollment fails as a server error (MS-MDE2 s:EnrollmentServer) and can be retried.
     """
-
-
-def _host(row: Mapping[str, Any]) -> Host:
-    # sql_rows.host_from_row plus enrollment_kind (revision 0003).
-    return Host(
-        id=row["id"],
-        uuid=row["uuid"],
-        display_name=row["display_name"],
-        hw_dev_id=row["hw_dev_id"],
-        device_id=row["device_id"],
-        serial=row["serial"],
-        team_id=row["team_id"],
-        mdm_status=row["mdm_status"],
-        os_version=row["os_version"],
-        os_edition=row["os_edition"],
-        idp_username=row["idp_username"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        last_seen_at=row["last_seen_at"],
-        enrollment_kind=row["enrollment_kind"],
-    )
 
 
 def _enrollment(row: Mapping[str, Any]) -> Enrollment:
@@ -254,11 +233,11 @@ class SQLHostStore:
                 "enrollment_kind": new.enrollment_kind,
             },
         ).one()
-        return _host(row._mapping)
+        return host_from_row(row._mapping)
 
     def get(self, host_id: int) -> Host | None:
         row = self._conn.execute(_GET_HOST, {"host_id": host_id}).one_or_none()
-        return None if row is None else _host(row._mapping)
+        return None if row is None else host_from_row(row._mapping)
 
     def list_ids(self, *, team_id: int | None, mdm_statuses: Sequence[MDMStatus]) -> list[int]:
         if not mdm_statuses:
@@ -276,7 +255,7 @@ class SQLHostStore:
         if hw_dev_id is None and device_id is None:
             return None
         row = self._conn.execute(_FIND_KNOWN, {"hw_dev_id": hw_dev_id, "device_id": device_id}).one_or_none()
-        return None if row is None else _host(row._mapping)
+        return None if row is None else host_from_row(row._mapping)
 
     def record_enrollment(
         self,
@@ -310,7 +289,7 @@ class SQLHostStore:
         ).one_or_none()
         if row is None:
             raise _host_missing(host_id)
-        return _host(row._mapping)
+        return host_from_row(row._mapping)
 
     def set_team(self, host_id: int, team_id: int | None) -> None:
         if team_id is None:
@@ -327,7 +306,7 @@ class SQLHostStore:
         if not is_real_serial(serial):
             return None
         row = self._conn.execute(_FIND_BY_SERIAL, {"serial": serial}).one_or_none()
-        return None if row is None else _host(row._mapping)
+        return None if row is None else host_from_row(row._mapping)
 
     def merge_into(self, source_id: int, target_id: int, at: datetime) -> None:
         if source_id == target_id:

@@ -41,6 +41,7 @@ def host_from_row(row: Mapping[str, Any]) -> Host:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         last_seen_at=row["last_seen_at"],
+        enrollment_kind=row["enrollment_kind"],
     )
 
 

@@ -1,0 +1,144 @@
+"""Bulk enrollment: per-team secrets in a provisioning package, through the whole app in-process
+on SQLite and PostgreSQL, the way Windows uses a Windows Configuration Designer package."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from lxml import etree
+from starlette.testclient import TestClient
+
+from tests.services.conftest import SERVER, TENANT
+from tests.support.device import EnrollmentRefused, WindowsDevice
+from winmdm.config import load_config
+from winmdm.domain.identity import EnrollmentKind
+from winmdm.domain.models import TokenKind
+from winmdm.errors import NotFound
+from winmdm.protocol import soap, wstep
+from winmdm.protocol.discovery import AuthPolicy
+from winmdm.runtime import Runtime, build
+from winmdm.services.bulk import EnrollmentSecrets, bulk_upn, secret_hash, wcd_customizations
+from winmdm.web.app import create_app
+
+HOST = "mdm.corp.example"
+DISCOVERY = SERVER + "/EnrollmentServer/Discovery.svc"
+
+
+@pytest.fixture
+def runtime(tmp_path, database_url, entra) -> Iterator[Runtime]:
+    config = load_config(
+        {
+            "WINMDM_DATA_DIR": str(tmp_path / "data"),
+            "WINMDM_DATABASE_URL": database_url,
+            "WINMDM_SERVER_URL": SERVER,
+            "WINMDM_ENTRA_TENANT_IDS": TENANT,
+            "WINMDM_ENTRA_JWKS_URL": entra.jwks_url,
+        }
+    )
+    built = build(config, with_tls=False)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def client(runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime), base_url=SERVER) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def secrets_service(runtime) -> EnrollmentSecrets:
+    return EnrollmentSecrets(storage=runtime.storage, clock=lambda: runtime.enrollment._clock())
+
+
+@pytest.fixture
+def finance(runtime) -> int:
+    with runtime.storage.transaction() as tx:
+        return tx.teams.create("Finance", at=runtime.enrollment._clock()).id
+
+
+def enroll_with_package(client, device: WindowsDevice, username: str, secret: str):
+    """What Windows does with a provisioning package: Discover, GetPolicies and RST, all with
+    the package's UPN and its secret in a WS-Security UsernameToken."""
+    found = device.discover(client, DISCOVERY, email=username)
+    security = soap.Security(username=soap.UsernameToken(username, secret))
+    device.get_policies(client, found.policy_url, security)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    body = wstep.build_rst(
+        message_id=f"urn:uuid:{uuid.uuid4()}",
+        to=found.enrollment_url,
+        security=security,
+        request=device.csr(key, hashes.SHA256()),
+        context=device.context(),
+    )
+    device.enrolled = device._accept(
+        wstep.parse_rstr(device._post(client, found.enrollment_url, body)), key, found.enrollment_url
+    )
+    return found
+
+
+def host_of(runtime: Runtime, device: WindowsDevice):
+    with runtime.storage.transaction() as tx:
+        enrollment = tx.enrollments.find_active_by_device_id(device.device_id)
+        return tx.hosts.get(enrollment.host_id), enrollment
+
+
+def test_a_package_enrolls_into_its_team_as_automatic(runtime, client, secrets_service, finance) -> None:
+    created = secrets_service.create(finance)
+    device = WindowsDevice(ux_initiated=False, not_in_oobe=True)
+    found = enroll_with_package(client, device, bulk_upn(HOST), created.secret)
+    assert found.auth_policy is AuthPolicy.ON_PREMISE and found.authentication_url is None
+    host, enrollment = host_of(runtime, device)
+    assert host.team_id == finance
+    assert enrollment.token_kind is TokenKind.BULK_SECRET
+    assert enrollment.enrollment_kind is EnrollmentKind.AUTOMATIC
+    assert host.enrollment_kind is EnrollmentKind.AUTOMATIC
+    assert enrollment.upn is None  # a package is nobody's identity
+
+
+def test_secrets_are_stored_hashed_and_rotation_retires_them(
+    runtime, client, secrets_service, finance
+) -> None:
+    first = secrets_service.create(finance)
+    assert first.record.secret_hash == secret_hash(first.secret) != first.secret
+    rotated = secrets_service.rotate(finance)
+    assert [s.revoked_at is not None for s in secrets_service.list(finance)] == [True, False]
+    with pytest.raises(EnrollmentRefused) as refused:
+        enroll_with_package(client, WindowsDevice(), bulk_upn(HOST), first.secret)
+    assert refused.value.fault.subcode == "s:Authentication"
+    assert "rotated" in refused.value.fault.reason
+    enroll_with_package(client, WindowsDevice(), bulk_upn(HOST), rotated.secret)
+
+
+def test_only_the_package_upn_may_use_a_secret(runtime, client, secrets_service) -> None:
+    created = secrets_service.create(None)
+    with pytest.raises(EnrollmentRefused) as refused:
+        enroll_with_package(client, WindowsDevice(), "alice@corp.example", created.secret)
+    assert refused.value.fault.subcode == "s:Authentication"
+
+
+def test_no_team_secret_and_unknown_team(runtime, client, secrets_service) -> None:
+    created = secrets_service.create(None)
+    device = WindowsDevice()
+    enroll_with_package(client, device, bulk_upn(HOST), created.secret)
+    host, _ = host_of(runtime, device)
+    assert host.team_id is None
+    with pytest.raises(NotFound):
+        secrets_service.create(999_999)
+
+
+def test_the_wcd_settings_name_the_package_upn_urls_and_secret(runtime) -> None:
+    xml = wcd_customizations(
+        endpoints=runtime.endpoints, server_host=HOST, secret="s3cr&t", package_name="Finance"
+    )
+    root = etree.fromstring(xml)
+    ns = {"w": "urn:schemas-microsoft-com:windows-provisioning"}
+    upn = root.find(".//w:Enrollments/w:UPN", ns)
+    assert upn.get("UPN") == bulk_upn(HOST)
+    assert upn.findtext("w:AuthPolicy", namespaces=ns) == "OnPremise"
+    assert upn.findtext("w:DiscoveryServiceFullUrl", namespaces=ns) == DISCOVERY
+    assert upn.findtext("w:Secret", namespaces=ns) == "s3cr&t"
