@@ -22,8 +22,10 @@ from winmdm.pki.tls import ensure_dev_tls
 from winmdm.protocol.provisioning import RenewalTerms
 from winmdm.services.agent import AgentService, load_or_create_key
 from winmdm.services.authentication import Authenticator
+from winmdm.services.bulk import EnrollmentSecrets
 from winmdm.services.certificates import DeviceCertificates
 from winmdm.services.commands import CommandService
+from winmdm.services.deep_link import DeepLinks
 from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
 from winmdm.services.management import ManagementService
@@ -67,6 +69,8 @@ class Runtime:
     schema_revision: str | None
     # The sign-in page of MDM-only enrollment (web/signin_routes.py); oidc is None when not set up.
     enrollment_tokens: EnrollmentTokens | None = None
+    deep_links: DeepLinks | None = None
+    bulk: EnrollmentSecrets | None = None
     oidc: OIDCClient | None = None
 
     def close(self) -> None:
@@ -144,6 +148,8 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         schema_revision=current_revision(engine),
         enrollment_tokens=enrollment_tokens,
         oidc=oidc,
+        deep_links=DeepLinks(tokens=enrollment_tokens, endpoints=endpoints),
+        bulk=EnrollmentSecrets(storage=storage, clock=clock),
     )
 
 

@@ -84,7 +84,8 @@ class EnrollmentTokens:
         """A key for one purpose, derived from the master key (HMAC-SHA256 as a PRF)."""
         return hmac.new(self._master, b"winmdm/" + purpose.encode(), hashlib.sha256).digest()
 
-    def issue(self, username: str, now: datetime) -> str:
+    def issue(self, username: str, now: datetime, *, lifetime: timedelta | None = None) -> str:
+        """A token naming `username`; `lifetime` overrides the default (pre-authorized deep links)."""
         name = username.strip()
         if not name or len(name) > _MAX_USERNAME or not name.isprintable():
             raise AuthenticationFailed("the identity provider named a user winmdm cannot record")
@@ -95,7 +96,7 @@ class EnrollmentTokens:
             "upn": name,
             "jti": secrets.token_urlsafe(18),
             "iat": issued,
-            "exp": issued + int(self.lifetime.total_seconds()),
+            "exp": issued + int((lifetime or self.lifetime).total_seconds()),
         }
         return PREFIX + jwt.encode(claims, self._key, algorithm="HS256", headers={"typ": _TYPE})
 
