@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -46,6 +47,7 @@ from winmdm.protocol.wstep import RequestSecurityToken, RequestType
 from winmdm.protocol.xcep import PolicyTerms
 from winmdm.services.authentication import Authenticator, Identity
 from winmdm.services.bulk import EnrollmentSecrets, is_bulk_upn
+from winmdm.services.deep_link import LINK_TOKEN_PARAMETER
 from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment_kind import enrollment_kind
 from winmdm.storage.protocols import Storage, Transaction
@@ -108,7 +110,7 @@ class EnrollmentService:
         self._root_thumbprint = thumbprint_sha1(ca.certificate)
 
     # -- discovery (MS-MDE2 §3.1) ----------------------------------------------------------
-    def discover(self, request: DiscoverRequest) -> DiscoverResult:
+    def discover(self, request: DiscoverRequest, *, link_token: str | None = None) -> DiscoverResult:
         """Federated when offered (the Entra paths and the sign-in page), else OnPremise.
 
         Entra sends its token whatever policy discovery named (protocol.md decision 3).
@@ -126,6 +128,9 @@ class EnrollmentService:
                 "authentication is not supported",
                 detail_type="NotSupported",
             )
+        if auth_url is not None and link_token:
+            # A pre-authorized deep link: the sign-in page takes the token in place of signing in.
+            auth_url += "?" + urlencode({LINK_TOKEN_PARAMETER: link_token})
         return DiscoverResult(
             auth_policy=policy,
             enrollment_version=negotiate_version(request.request_version, MAX_ENROLLMENT_VERSION),

@@ -19,6 +19,7 @@ from winmdm.protocol import discovery, soap, wstep, xcep
 from winmdm.protocol import namespaces as ns
 from winmdm.runtime import Runtime, utc_now
 from winmdm.services import endpoints as paths
+from winmdm.services.deep_link import LINK_TOKEN_PARAMETER
 from winmdm.web.body import read_bounded
 from winmdm.web.faults import SOAP_CONTENT_TYPE, fault_response
 
@@ -75,7 +76,8 @@ async def soap_endpoint(request: Request) -> Response:
         "soap_ns": envelope.soap_ns,
     }
     try:
-        answer = await run_in_threadpool(_answer, runtime, envelope, activity_id)
+        link_token = request.query_params.get(LINK_TOKEN_PARAMETER)
+        answer = await run_in_threadpool(_answer, runtime, envelope, activity_id, link_token)
     except WinMDMError as exc:
         return fault_response(exc, **reply)
     except SQLAlchemyError:
@@ -89,11 +91,13 @@ async def soap_endpoint(request: Request) -> Response:
     return Response(answer, status_code=200, media_type=SOAP_CONTENT_TYPE)
 
 
-def _answer(runtime: Runtime, envelope: soap.Envelope, activity_id: str) -> bytes:
+def _answer(
+    runtime: Runtime, envelope: soap.Envelope, activity_id: str, link_token: str | None = None
+) -> bytes:
     service = runtime.enrollment
     common = {"relates_to": envelope.message_id, "activity_id": activity_id, "soap_ns": envelope.soap_ns}
     if envelope.action == ns.ACTION_DISCOVER:
-        result = service.discover(discovery.parse_discover(envelope))
+        result = service.discover(discovery.parse_discover(envelope), link_token=link_token)
         return discovery.build_discover_response(result, **common)
     if envelope.action == ns.ACTION_GET_POLICIES:
         xcep.parse_get_policies(envelope)

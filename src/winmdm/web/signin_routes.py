@@ -33,6 +33,7 @@ from starlette.routing import Route
 from winmdm.errors import AuthenticationFailed, UpstreamUnavailable
 from winmdm.runtime import Runtime, utc_now
 from winmdm.services.authentication import NOT_SET_UP, OIDC_SETTINGS
+from winmdm.services.deep_link import LINK_TOKEN_PARAMETER
 from winmdm.services.endpoints import AUTHENTICATION_PATH
 
 __all__ = ["CALLBACK_PATH", "COOKIE", "SignInFlow", "routes", "seal", "unseal"]
@@ -159,6 +160,9 @@ async def authenticate(request: Request) -> Response:
     if hint is not None and (len(hint) > _LIMITS["login_hint"] or not hint.isprintable()):
         hint = None  # only a convenience for the IdP's form
     oidc, tokens = runtime.oidc, runtime.enrollment_tokens
+    link_token = params.get(LINK_TOKEN_PARAMETER)
+    if link_token is not None and tokens is not None:
+        return _preauthorized(tokens, appru, link_token)
     if oidc is None or tokens is None:
         log.warning(
             "MDM-only enrollment page opened, but no OIDC identity provider is set: set %s", OIDC_SETTINGS
@@ -292,6 +296,29 @@ async def callback(request: Request) -> Response:
             form=(flow.appru, token, "Continue"),
             auto_submit=True,
         )
+    )
+
+
+def _preauthorized(tokens, appru: str, link_token: str) -> Response:
+    """A pre-authorized deep link (services/deep_link.py): its token stands in for signing in.
+    It is checked here for a clear page, and again (and consumed) by the enrollment."""
+    try:
+        verified = tokens.verify(link_token, utc_now())
+    except AuthenticationFailed as exc:
+        log.warning("sign-in page: enrollment link refused: %s", exc.message)
+        return _page(
+            403,
+            "This enrollment link can't be used",
+            ["It has expired or isn't valid. Ask your administrator for a new link."],
+            then=_START_AGAIN,
+        )
+    log.info("sign-in page: pre-authorized enrollment link for %s", verified.username)
+    return _page(
+        200,
+        "Enrollment link accepted",
+        [f"Setting up device management for {verified.username}…"],
+        form=(appru, link_token, "Continue"),
+        auto_submit=True,
     )
 
 
