@@ -21,6 +21,7 @@ from typing import Protocol
 
 from cryptography import x509
 
+from winmdm.domain.identity import is_real_serial
 from winmdm.domain.management import CommandKind, CommandReply, HostCommand, Inventory, MDMSession
 from winmdm.domain.models import Enrollment, Host, MDMStatus
 from winmdm.errors import AuthenticationFailed, WinMDMError
@@ -193,7 +194,9 @@ class ManagementService:
         else:
             reply.statuses.append(syncml.header_status(header, StatusCode.OK, cmd_id=reply.cmd_id()))
         unenrolled, updated, incoming = self._read_commands(tx, message, host, session, reply, now)
-        host = updated or host
+        if updated is not None:
+            host = self._same_pc(tx, updated, now)
+            session = dataclasses.replace(session, host_id=host.id)
         sent = dict(session.sent)
         pending = list(session.pending_chunks)
         if incoming is not None:
@@ -208,6 +211,23 @@ class ManagementService:
             self._turned_on(tx, host, now)
         session = dataclasses.replace(session, sent=sent, incoming=incoming, pending_chunks=tuple(pending))
         return self._finish(tx, reply, session, header, server_msg_id, now, authenticated=True)
+
+    @staticmethod
+    def _same_pc(tx: Transaction, host: Host, now: datetime) -> Host:
+        """A host whose SMBIOS serial belongs to an older host is that PC enrolled again (e.g.
+        after a reinstall gave it new ids): it merges into the older host, which keeps its team
+        and history. Placeholder serials are no identity (domain.identity.is_real_serial)."""
+        if not is_real_serial(host.serial):
+            return host
+        known = tx.hosts.find_by_serial(host.serial)
+        if known is None or known.id == host.id:
+            return host
+        # The older host's own enrollment and certificates are superseded by this one.
+        tx.enrollments.deactivate_for_host(known.id)
+        tx.certificates.revoke_active_for_host(known.id, now, "superseded: the PC enrolled again")
+        tx.hosts.merge_into(host.id, known.id, now)
+        log.info("host %s has serial %s of host %s: merged into it", host.id, host.serial, known.id)
+        return tx.hosts.get(known.id) or host
 
     @staticmethod
     def _turned_on(tx: Transaction, host: Host, now: datetime) -> None:

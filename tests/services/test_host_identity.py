@@ -1,0 +1,108 @@
+"""Host identity (issue "every enrollment path" item 4): a PC winmdm knows keeps its team and
+history however it comes back; two PCs never merge by accident. Whole app in-process, both DBs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.services.conftest import SERVER, TENANT
+from tests.support.device import WindowsDevice
+from tests.support.omadm import ManagedDevice
+from winmdm.config import load_config
+from winmdm.domain.models import CertificateStatus, MDMStatus
+from winmdm.runtime import Runtime, build
+from winmdm.web.app import create_app
+
+
+@pytest.fixture
+def runtime(tmp_path, database_url, entra) -> Iterator[Runtime]:
+    config = load_config(
+        {
+            "WINMDM_DATA_DIR": str(tmp_path / "data"),
+            "WINMDM_DATABASE_URL": database_url,
+            "WINMDM_SERVER_URL": SERVER,
+            "WINMDM_ENTRA_TENANT_IDS": TENANT,
+            "WINMDM_ENTRA_JWKS_URL": entra.jwks_url,
+        }
+    )
+    built = build(config, with_tls=False)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def client(runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime), base_url=SERVER) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def enroll(client, entra):
+    def make(device: WindowsDevice, serial: str) -> ManagedDevice:
+        device.enroll(
+            client,
+            SERVER + "/EnrollmentServer/Discovery.svc",
+            email="alice@corp.example",
+            token=entra.token(tenant_id=TENANT, audience=SERVER),
+        )
+        return ManagedDevice(device, serial=serial)
+
+    return make
+
+
+def _host(runtime: Runtime, device: WindowsDevice):
+    with runtime.storage.transaction() as tx:
+        enrollment = tx.enrollments.find_active_by_device_id(device.device_id)
+        return None if enrollment is None else tx.hosts.get(enrollment.host_id)
+
+
+def test_a_reinstalled_pc_is_recognised_by_its_serial_and_keeps_its_team(runtime, client, enroll) -> None:
+    first = enroll(WindowsDevice(), serial="PF3ABCDE")
+    first.session(client)
+    original = _host(runtime, first.device)
+    with runtime.storage.transaction() as tx:
+        team = tx.teams.create("Finance", at=original.created_at)
+        tx.hosts.set_team(original.id, team.id)
+    # Reinstalled: new DeviceID and HWDevID, same hardware serial. A new host appears, in No team…
+    again = enroll(WindowsDevice(), serial="PF3ABCDE")
+    assert _host(runtime, again.device).id != original.id
+    assert _host(runtime, again.device).team_id is None
+    again.session(client)  # …until inventory reports the serial: then it is the same PC.
+    host = _host(runtime, again.device)
+    assert host.id == original.id and host.team_id == team.id
+    assert host.mdm_status is MDMStatus.ON and host.device_id == again.device.device_id
+    with runtime.storage.transaction() as tx:
+        enrollments = tx.enrollments.list_for_host(host.id)
+        certificates = tx.certificates.list_for_host(host.id)
+        kinds = [a.type for a in tx.activities.list(host_id=host.id)]
+    assert [e.active for e in enrollments] == [False, True]
+    assert [c.status for c in certificates] == [CertificateStatus.REVOKED, CertificateStatus.ACTIVE]
+    assert kinds.count("fleet_enrolled") == 2 and "mdm_enrolled" in kinds  # the history is kept
+    assert first.session(client).header_codes == [403]  # the old installation's identity is gone
+
+
+@pytest.mark.parametrize("serial", ["To be filled by O.E.M.", "Default string", "System Serial Number", " "])
+def test_placeholder_serials_never_merge_two_pcs(runtime, client, enroll, serial) -> None:
+    one = enroll(WindowsDevice(), serial=serial)
+    one.session(client)
+    two = enroll(WindowsDevice(), serial=serial)
+    two.session(client)
+    assert _host(runtime, one.device).id != _host(runtime, two.device).id
+
+
+def test_re_enrolling_in_place_keeps_one_host_and_its_team(runtime, client, enroll) -> None:
+    device = WindowsDevice()
+    managed = enroll(device, serial="5CG1234XYZ")
+    managed.session(client)
+    host = _host(runtime, device)
+    with runtime.storage.transaction() as tx:
+        team = tx.teams.create("Sales", at=host.created_at)
+        tx.hosts.set_team(host.id, team.id)
+    managed = enroll(device, serial="5CG1234XYZ")  # same ids: the known host, never moved
+    assert _host(runtime, device).mdm_status is MDMStatus.PENDING
+    managed.session(client)
+    after = _host(runtime, device)
+    assert (after.id, after.team_id, after.mdm_status) == (host.id, team.id, MDMStatus.ON)
