@@ -11,11 +11,10 @@ import click
 from rich.console import Console
 
 from winmdm import __version__
+from winmdm.cli.enrollment import COMMANDS as ENROLLMENT_COMMANDS
+from winmdm.cli.enrollment import EXIT_CONFIG, EXIT_FAILURE, EXIT_INVALID
 from winmdm.config import SETTINGS, load_config
 from winmdm.errors import WinMDMError
-
-EXIT_CONFIG = 2
-EXIT_FAILURE = 1
 
 
 @click.group()
@@ -99,8 +98,25 @@ def _safe_url(url: str) -> str:
         return url.rsplit("@", 1)[-1]
 
 
+for _command in ENROLLMENT_COMMANDS:
+    cli.add_command(_command)
+
+
 def main() -> None:
-    cli()
+    """Click's own usage errors become one line too, with the invalid-input exit code."""
+    try:
+        code = cli.main(prog_name="winmdm", standalone_mode=False)
+    except click.UsageError as exc:  # unknown option, missing --out, bad choice
+        where = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        click.echo(f"winmdm: {' '.join(exc.format_message().split())}{where}", err=True)
+        sys.exit(EXIT_INVALID)
+    except click.ClickException as exc:
+        click.echo(f"winmdm: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("winmdm: interrupted", err=True)
+        sys.exit(EXIT_FAILURE)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
