@@ -136,6 +136,15 @@ def test_the_wcd_settings_name_the_package_upn_urls_and_secret(runtime) -> None:
         endpoints=runtime.endpoints, server_host=HOST, secret="s3cr&t", package_name="Finance"
     )
     root = etree.fromstring(xml)
+    assert root.tag == "WindowsCustomizatons"  # Microsoft's own spelling, which its tools expect
+    config = {"p": "urn:schemas-Microsoft-com:Windows-ICD-Package-Config.v1.0"}
+    assert [e.tag.split("}")[1] for e in root.find("p:PackageConfig", config)] == [
+        "ID",
+        "Name",
+        "Version",
+        "OwnerType",
+        "Rank",
+    ]
     ns = {"w": "urn:schemas-microsoft-com:windows-provisioning"}
     upn = root.find(".//w:Enrollments/w:UPN", ns)
     assert upn.get("UPN") == bulk_upn(HOST)

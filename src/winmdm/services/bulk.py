@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,13 +101,22 @@ class EnrollmentSecrets:
             raise NotFound(f"no team with id {team_id}")
 
 
-def wcd_customizations(*, endpoints: Endpoints, server_host: str, secret: str, package_name: str) -> bytes:
+def wcd_customizations(
+    *, endpoints: Endpoints, server_host: str, secret: str, package_name: str, package_id: str | None = None
+) -> bytes:
     """The Windows Configuration Designer settings of a bulk-enrollment package:
     Workplace/Enrollments/<UPN> with AuthPolicy OnPremise, the discovery, policy and enrollment
     URLs, and the secret (WCD "Runtime settings > Workplace > Enrollments")."""
-    root = etree.Element("WindowsCustomizations")
+    # "WindowsCustomizatons" (sic) is the root element Microsoft's tools write and read.
+    root = etree.Element("WindowsCustomizatons")
     config = etree.SubElement(root, f"{{{_PACKAGE_NS}}}PackageConfig", nsmap={None: _PACKAGE_NS})
-    for name, value in (("Name", package_name), ("OwnerType", "ITAdmin"), ("Rank", "0")):
+    for name, value in (
+        ("ID", "{" + (package_id or str(uuid.uuid4())) + "}"),
+        ("Name", package_name),
+        ("Version", "1.0"),
+        ("OwnerType", "ITAdmin"),
+        ("Rank", "0"),
+    ):
         etree.SubElement(config, f"{{{_PACKAGE_NS}}}{name}").text = value
     settings = etree.SubElement(root, f"{{{_SETTINGS_NS}}}Settings", nsmap={None: _SETTINGS_NS})
     node = settings
