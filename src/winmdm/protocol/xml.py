@@ -83,15 +83,21 @@ def namespace(el: Element) -> str:
 
 
 def children(el: Element, name: str | None = None) -> Iterator[Element]:
-    for child in el:
-        if isinstance(child.tag, str) and (name is None or local(child) == name):
-            yield child
+    for node in el:
+        tag = node.tag
+        if isinstance(tag, str) and (name is None or tag.rpartition("}")[2] == name):
+            yield node
 
 
 def child(el: Element | None, name: str) -> Element | None:
+    """The first child with this local name (a plain loop: the readers call this constantly)."""
     if el is None:
         return None
-    return next(children(el, name), None)
+    for node in el:
+        tag = node.tag
+        if isinstance(tag, str) and tag.rpartition("}")[2] == name:
+            return node
+    return None
 
 
 def path(el: Element | None, *names: str) -> Element | None:

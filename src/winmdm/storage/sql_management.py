@@ -79,6 +79,9 @@ def _host_missing(host_id: int) -> NotFound:
     return NotFound(f"host {host_id} does not exist; it may have been deleted meanwhile")
 
 
+# Read on every check-in by the agent package's session hook: built once.
+_HOST_AGENT = host_agent.select().where(host_agent.c.host_id == sa.bindparam("host_id"))
+
 class SQLInventoryStore:
     """InventoryStore on one connection: the inventory lives in hosts' columns."""
 
@@ -311,7 +314,7 @@ class SQLAgentStore:
         upsert(self._conn, host_agent, values, keys=("host_id",))
 
     def host_status(self, host_id: int) -> HostAgent | None:
-        row = self._conn.execute(host_agent.select().where(host_agent.c.host_id == host_id)).one_or_none()
+        row = self._conn.execute(_HOST_AGENT, {"host_id": host_id}).one_or_none()
         if row is None:
             return None
         return HostAgent(
