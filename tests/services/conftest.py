@@ -4,15 +4,19 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from starlette.testclient import TestClient
 
 from tests.support.entra_issuer import EntraIssuer
+from winmdm.config import load_config
 from winmdm.idp.entra import EntraVerifier
 from winmdm.idp.jwks import JWKSCache
 from winmdm.pki.ca import DeviceCA
+from winmdm.runtime import Runtime, build
 from winmdm.services.authentication import Authenticator
 from winmdm.services.certificates import DeviceCertificates
 from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
+from winmdm.web.app import create_app
 
 TENANT = "0b9f5c3e-2a4d-4e8f-9a1b-7c6d5e4f3a2b"
 SERVER = "https://mdm.corp.example"
@@ -74,3 +78,27 @@ def token(entra, clock) -> Callable[..., str]:
         return entra.token(**kwargs)
 
     return make
+
+
+@pytest.fixture
+def runtime(tmp_path, database_url, entra, clock) -> Iterator[Runtime]:
+    """The whole server in-process (no TLS) on this test's database, as `winmdm serve` builds it."""
+    config = load_config(
+        {
+            "WINMDM_DATA_DIR": str(tmp_path / "data"),
+            "WINMDM_DATABASE_URL": database_url,
+            "WINMDM_SERVER_URL": SERVER,
+            "WINMDM_ENTRA_TENANT_IDS": TENANT,
+            "WINMDM_ENTRA_JWKS_URL": entra.jwks_url,
+        }
+    )
+    built = build(config, clock=clock, with_tls=False)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def client(runtime) -> Iterator[TestClient]:
+    """Windows' side of the wire: the emulators post to the app through this client."""
+    with TestClient(create_app(runtime), base_url=SERVER, raise_server_exceptions=True) as test_client:
+        yield test_client

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from starlette.testclient import TestClient
 
-from tests.services.conftest import SERVER, TENANT, Clock
+from tests.services.conftest import SERVER, TENANT
 from tests.support.device import WindowsDevice
 from tests.support.omadm import ManagedDevice
-from winmdm.config import load_config
 from winmdm.domain.management import AgentStatus, CommandKind, CommandState
 from winmdm.errors import InvalidInput
 from winmdm.protocol import syncml
@@ -26,7 +23,6 @@ from winmdm.protocol.csp import msi
 from winmdm.protocol.syncml import StatusCode
 from winmdm.runtime import Runtime, build
 from winmdm.services.agent import KEY_FILE
-from winmdm.web.app import create_app
 
 PRODUCT = "{A427C0AA-E2D5-40DF-ACE8-0D726A6BE096}"
 URL = "https://downloads.corp.example/agent/agent-1.2.3.msi"
@@ -74,33 +70,6 @@ def install_alert(
             ),
         ),
     )
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def runtime(tmp_path, database_url, entra, clock) -> Iterator[Runtime]:
-    config = load_config(
-        {
-            "WINMDM_DATA_DIR": str(tmp_path / "data"),
-            "WINMDM_DATABASE_URL": database_url,
-            "WINMDM_SERVER_URL": SERVER,
-            "WINMDM_ENTRA_TENANT_IDS": TENANT,
-            "WINMDM_ENTRA_JWKS_URL": entra.jwks_url,
-        }
-    )
-    built = build(config, clock=clock, with_tls=False)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def client(runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime), base_url=SERVER, raise_server_exceptions=True) as test_client:
-        yield test_client
 
 
 @pytest.fixture

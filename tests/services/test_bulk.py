@@ -4,61 +4,36 @@ on SQLite and PostgreSQL, the way Windows uses a Windows Configuration Designer 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
-from starlette.testclient import TestClient
 
-from tests.services.conftest import SERVER, TENANT
+from tests.services.conftest import SERVER
 from tests.support.device import EnrollmentRefused, WindowsDevice
-from winmdm.config import load_config
 from winmdm.domain.identity import EnrollmentKind
 from winmdm.domain.models import TokenKind
 from winmdm.errors import NotFound
 from winmdm.protocol import soap, wstep
 from winmdm.protocol.discovery import AuthPolicy
-from winmdm.runtime import Runtime, build
+from winmdm.runtime import Runtime
 from winmdm.services.bulk import EnrollmentSecrets, bulk_upn, secret_hash, wcd_customizations
-from winmdm.web.app import create_app
 
 HOST = "mdm.corp.example"
 DISCOVERY = SERVER + "/EnrollmentServer/Discovery.svc"
 
 
 @pytest.fixture
-def runtime(tmp_path, database_url, entra) -> Iterator[Runtime]:
-    config = load_config(
-        {
-            "WINMDM_DATA_DIR": str(tmp_path / "data"),
-            "WINMDM_DATABASE_URL": database_url,
-            "WINMDM_SERVER_URL": SERVER,
-            "WINMDM_ENTRA_TENANT_IDS": TENANT,
-            "WINMDM_ENTRA_JWKS_URL": entra.jwks_url,
-        }
-    )
-    built = build(config, with_tls=False)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def client(runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime), base_url=SERVER) as test_client:
-        yield test_client
-
-
-@pytest.fixture
 def secrets_service(runtime) -> EnrollmentSecrets:
-    return EnrollmentSecrets(storage=runtime.storage, clock=lambda: runtime.enrollment._clock())
+    return runtime.bulk
 
 
 @pytest.fixture
 def finance(runtime) -> int:
     with runtime.storage.transaction() as tx:
-        return tx.teams.create("Finance", at=runtime.enrollment._clock()).id
+        return tx.teams.create("Finance", at=datetime.now(UTC)).id
 
 
 def enroll_with_package(client, device: WindowsDevice, username: str, secret: str):

@@ -3,40 +3,13 @@ history however it comes back; two PCs never merge by accident. Whole app in-pro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from starlette.testclient import TestClient
 
 from tests.services.conftest import SERVER, TENANT
 from tests.support.device import WindowsDevice
 from tests.support.omadm import ManagedDevice
-from winmdm.config import load_config
 from winmdm.domain.models import CertificateStatus, MDMStatus
-from winmdm.runtime import Runtime, build
-from winmdm.web.app import create_app
-
-
-@pytest.fixture
-def runtime(tmp_path, database_url, entra) -> Iterator[Runtime]:
-    config = load_config(
-        {
-            "WINMDM_DATA_DIR": str(tmp_path / "data"),
-            "WINMDM_DATABASE_URL": database_url,
-            "WINMDM_SERVER_URL": SERVER,
-            "WINMDM_ENTRA_TENANT_IDS": TENANT,
-            "WINMDM_ENTRA_JWKS_URL": entra.jwks_url,
-        }
-    )
-    built = build(config, with_tls=False)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def client(runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime), base_url=SERVER) as test_client:
-        yield test_client
+from winmdm.runtime import Runtime
 
 
 @pytest.fixture

@@ -5,23 +5,20 @@ removal, and statuses that do not flap."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from starlette.testclient import TestClient
 
 from tests.services.conftest import SERVER, TENANT
 from tests.support.device import WindowsDevice
 from tests.support.omadm import ManagedDevice
-from winmdm.config import load_config
 from winmdm.domain.management import ProfileStatus
 from winmdm.errors import Conflict, InvalidInput, NotFound
 from winmdm.protocol import syncml
 from winmdm.protocol.syncml import StatusCode
-from winmdm.runtime import Runtime, build
+from winmdm.runtime import Runtime
 from winmdm.storage.schema import hosts, teams
-from winmdm.web.app import create_app
 
 START = "./Device/Vendor/MSFT/Policy/Config/Update/ActiveHoursStart"
 END = "./Device/Vendor/MSFT/Policy/Config/Update/ActiveHoursEnd"
@@ -78,28 +75,6 @@ class Device(ManagedDevice):
                     else:
                         self.nodes[item.target] = value
         return out
-
-
-@pytest.fixture
-def runtime(tmp_path, database_url, entra) -> Iterator[Runtime]:
-    config = load_config(
-        {
-            "WINMDM_DATA_DIR": str(tmp_path / "data"),
-            "WINMDM_DATABASE_URL": database_url,
-            "WINMDM_SERVER_URL": SERVER,
-            "WINMDM_ENTRA_TENANT_IDS": TENANT,
-            "WINMDM_ENTRA_JWKS_URL": entra.jwks_url,
-        }
-    )
-    built = build(config, with_tls=False)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def client(runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime), base_url=SERVER, raise_server_exceptions=True) as test_client:
-        yield test_client
 
 
 @pytest.fixture
