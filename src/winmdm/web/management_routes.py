@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from winmdm.errors import HostileInput, MalformedMessage
+from winmdm.errors import HostileInput, MalformedMessage, WinMDMError
 from winmdm.runtime import Runtime
 from winmdm.services import endpoints as paths
 from winmdm.web.body import read_bounded
@@ -43,6 +43,9 @@ async def management(request: Request) -> Response:
         answer = await run_in_threadpool(runtime.management.handle, body, client_cert=cert)
     except MalformedMessage as exc:
         return PlainTextResponse(f"Not an OMA-DM message: {exc.message}", status_code=400)
+    except WinMDMError as exc:
+        log.warning("management message refused: %s", exc.message)
+        return PlainTextResponse(exc.message, status_code=400)
     except SQLAlchemyError:
         log.exception("storage failed during a management session")
         return PlainTextResponse(
