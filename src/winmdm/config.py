@@ -61,6 +61,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("oidc_issuer", "(none)", "OIDC identity provider for the sign-in page (https issuer URL)."),
     Setting("oidc_client_id", "(none)", "Client id of winmdm at that identity provider."),
     Setting("oidc_client_secret", "(none)", "Client secret of winmdm at that identity provider."),
+    Setting(
+        "end_user_auth",
+        "false",
+        "No team requires end-user authentication: the Entra terms page also signs in with the OIDC IdP.",
+    ),
 )
 _KEYS = {s.key for s in SETTINGS}
 
@@ -89,6 +94,7 @@ class Config:
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
+    end_user_auth: bool = False
 
 
 def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Config:
@@ -152,8 +158,27 @@ def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Conf
         log_level=log_level,
         trusted_proxies=_networks(get("trusted_proxies", "")),
         client_cert_header=_header_name(str(get("client_cert_header", "X-SSL-Client-Cert"))),
-        **_oidc(get("oidc_issuer"), get("oidc_client_id"), get("oidc_client_secret")),
+        **(oidc := _oidc(get("oidc_issuer"), get("oidc_client_id"), get("oidc_client_secret"))),
+        end_user_auth=_end_user_auth(get("end_user_auth", False), oidc["oidc_issuer"] is not None),
     )
+
+
+def _end_user_auth(value: Any, oidc_configured: bool) -> bool:
+    """A boolean; on only with an OIDC identity provider to sign the user in with."""
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        enabled = True
+    elif text in ("false", "0", "no", "off", ""):
+        enabled = False
+    else:
+        raise ConfigError("WINMDM_END_USER_AUTH", f"{value!r} must be true or false")
+    if enabled and not oidc_configured:
+        raise ConfigError(
+            "WINMDM_END_USER_AUTH",
+            "needs an OIDC identity provider to sign users in with: set WINMDM_OIDC_ISSUER, "
+            "WINMDM_OIDC_CLIENT_ID and WINMDM_OIDC_CLIENT_SECRET",
+        )
+    return enabled
 
 
 def _oidc(issuer: Any, client_id: Any, secret: Any) -> dict[str, str | None]:

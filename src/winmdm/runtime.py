@@ -113,6 +113,13 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         certificate_lifetime=timedelta(days=config.certificate_days),
         renewal=RenewalTerms(renew_period_days=config.renewal_days),
     )
+    # The ToU blob key is derived from the download-link key (services/terms.py says why).
+    terms = TermsOfUse(
+        verifier,
+        clock,
+        load_or_create_key(config.data_dir),
+        end_user_auth=config.end_user_auth and oidc is not None,
+    )
     enrollment = EnrollmentService(
         storage=storage,
         ca=ca,
@@ -122,12 +129,11 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         endpoints=endpoints,
         settings=settings,
         clock=clock,
+        terms=terms,
     )
     certificates = DeviceCertificates(storage=storage, ca=ca, clock=clock)
     agent = AgentService(storage, clock, load_or_create_key(config.data_dir), config.server_url)
     profiles = ProfileService(storage, clock)
-    # The ToU blob key is derived from the download-link key (services/terms.py says why).
-    terms = TermsOfUse(verifier, clock, load_or_create_key(config.data_dir))
     return Runtime(
         config=config,
         storage=storage,

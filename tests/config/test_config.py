@@ -104,6 +104,7 @@ VALUES = {
     "oidc_issuer": "https://corp.okta.example",
     "oidc_client_id": "winmdm",
     "oidc_client_secret": "s3cret",
+    "end_user_auth": "true",
 }
 
 
@@ -141,6 +142,7 @@ def test_environment_and_toml_give_the_same_config(tmp_path: Path) -> None:
     assert [str(n) for n in from_env.trusted_proxies] == ["10.0.0.5/32", "10.1.0.0/16"]
     assert from_env.client_cert_header == "X-Client-Cert"
     assert (from_env.oidc_issuer, from_env.oidc_client_id) == ("https://corp.okta.example", "winmdm")
+    assert from_env.end_user_auth is True
 
 
 def test_toml_native_types(tmp_path: Path) -> None:
@@ -415,3 +417,35 @@ def test_oidc_settings_go_together() -> None:
             }
         )
     assert plain.value.setting == "WINMDM_OIDC_ISSUER"
+
+
+OIDC_ENV = {
+    "WINMDM_OIDC_ISSUER": "https://idp.example.com",
+    "WINMDM_OIDC_CLIENT_ID": "a",
+    "WINMDM_OIDC_CLIENT_SECRET": "b",
+}
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("On", True), ("1", True), ("false", False)])
+def test_end_user_auth_is_a_boolean(value: str, expected: bool) -> None:
+    assert load_config({**OIDC_ENV, "WINMDM_END_USER_AUTH": value}).end_user_auth is expected
+    assert load_config({}).end_user_auth is False
+
+
+def test_end_user_auth_in_toml_takes_a_native_boolean(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, "end_user_auth = true\n")
+    assert load_config(OIDC_ENV, path).end_user_auth is True
+
+
+def test_end_user_auth_without_an_oidc_idp_is_refused_naming_the_oidc_settings() -> None:
+    error = config_error({"WINMDM_END_USER_AUTH": "true"})
+    assert error.setting == "WINMDM_END_USER_AUTH"
+    for name in ("WINMDM_OIDC_ISSUER", "WINMDM_OIDC_CLIENT_ID", "WINMDM_OIDC_CLIENT_SECRET"):
+        assert name in error.message
+    assert load_config({"WINMDM_END_USER_AUTH": "false"}).end_user_auth is False
+
+
+def test_end_user_auth_must_be_true_or_false() -> None:
+    error = config_error({**OIDC_ENV, "WINMDM_END_USER_AUTH": "maybe"})
+    assert error.setting == "WINMDM_END_USER_AUTH"
+    assert "true or false" in error.message

@@ -15,10 +15,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.support.entra_issuer import EntraIssuer
+from tests.support.oidc import TestIdP, login_at_idp
 from tests.web.conftest import OTHER_TENANT, SERVER_URL, TENANT
 from winmdm.config import load_config
 from winmdm.runtime import Runtime, build
 from winmdm.web.app import create_app
+from winmdm.web.terms_routes import CALLBACK_PATH, COOKIE
 
 TERMS = "/EnrollmentServer/TermsOfUse"
 REDIRECT = "ms-appx-web://Microsoft.AAD.BrokerPlugin/ToUResponse"
@@ -131,6 +133,7 @@ def test_accept_redirects_with_a_blob_the_enrollment_can_read(app_client, runtim
     blob = runtime.terms.read_blob(answer["OpaqueBlob"], datetime.now(UTC))
     assert blob is not None
     assert (blob["upn"], blob["tid"], blob["client_request_id"]) == ("alice@corp.example", TENANT, crid)
+    assert blob["end_user_username"] is None  # no end-user authentication on this server
 
 
 def test_decline_redirects_is_accepted_false(app_client, token, crid) -> None:
@@ -260,3 +263,163 @@ def test_the_user_and_organization_are_html_escaped(app_client, token, crid) -> 
     assert f"Signed in as {html.escape(upn)}" in page
     assert "<img" not in page and "<b " not in page
     assert html.escape(ORGANIZATION) in page
+
+
+# -- end-user authentication (WINMDM_END_USER_AUTH): the IdP sign-in before Accept ---------------
+
+CALLBACK = SERVER_URL + CALLBACK_PATH
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[TestIdP]:
+    with TestIdP.start() as running:
+        running.configure(redirect_uris=[CALLBACK])
+        yield running
+
+
+def _env(data_dir, entra: EntraIssuer, idp: TestIdP, *, end_user_auth: bool) -> dict[str, str]:
+    return {
+        "WINMDM_DATA_DIR": str(data_dir),
+        "WINMDM_SERVER_URL": SERVER_URL,
+        "WINMDM_ENTRA_TENANT_IDS": TENANT,
+        "WINMDM_ENTRA_JWKS_URL": entra.jwks_url,
+        **idp.env(),
+        "WINMDM_END_USER_AUTH": "true" if end_user_auth else "false",
+    }
+
+
+@pytest.fixture(scope="module")
+def eua_data_dir(tmp_path_factory: pytest.TempPathFactory):
+    return tmp_path_factory.mktemp("terms-eua") / "data"
+
+
+@pytest.fixture(scope="module")
+def eua_app(eua_data_dir, entra: EntraIssuer, idp: TestIdP) -> Iterator[TestClient]:
+    runtime = build(load_config(_env(eua_data_dir, entra, idp, end_user_auth=True)), with_tls=False)
+    with TestClient(create_app(runtime), base_url=SERVER_URL, raise_server_exceptions=False) as client:
+        yield client
+    runtime.close()
+
+
+@pytest.fixture
+def web(eua_app: TestClient) -> Iterator[TestClient]:
+    """The Windows web view: a fresh cookie jar per test."""
+    eua_app.cookies.clear()
+    yield eua_app
+    eua_app.cookies.clear()
+
+
+def at_idp(first: httpx.Response, username: str) -> str:
+    """The person at the provider; returns the callback URL the provider redirects to."""
+    assert first.status_code == 302, first.text
+    with httpx.Client(timeout=10) as browser:
+        answer = login_at_idp(browser, browser.get(first.headers["location"]), username, stop_at=CALLBACK)
+    assert answer.is_redirect, answer.text[:300]
+    return answer.headers["location"]
+
+
+def callback(web: TestClient, url: str) -> httpx.Response:
+    parts = urlsplit(url)
+    return web.get(parts.path + "?" + parts.query, follow_redirects=False)
+
+
+def params_of(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def cookie_gone(response: httpx.Response) -> bool:
+    header = response.headers.get("set-cookie", "")
+    return header.startswith(f"{COOKIE}=") and ("Max-Age=0" in header or "01 Jan 1970" in header)
+
+
+def test_end_user_auth_sends_the_user_to_the_idp_with_the_entra_upn_as_login_hint(
+    web, idp, token, crid
+) -> None:
+    first = get(web, crid, token(upn="alice@corp.example"))
+    assert first.status_code == 302, first.text
+    location = first.headers["location"]
+    assert location.startswith(idp.issuer + "/auth?")
+    sent = params_of(location)
+    assert sent["login_hint"] == "alice@corp.example"
+    assert sent["redirect_uri"] == CALLBACK
+    assert sent["code_challenge_method"] == "S256" and sent["code_challenge"]
+    assert sent["nonce"] and sent["state"] and sent["response_type"] == "code"
+    set_cookie = first.headers["set-cookie"]
+    assert set_cookie.startswith(f"{COOKIE}=")
+    for attribute in ("HttpOnly", "Secure", "SameSite=none", f"Path={TERMS}", "Max-Age=600"):
+        assert attribute in set_cookie, set_cookie
+    assert "Accept" not in first.text
+
+
+def test_the_idp_user_is_shown_and_carried_in_the_blob_beside_the_entra_upn(
+    web, eua_app, token, crid
+) -> None:
+    first = get(web, crid, token(upn="alice@corp.example"), mode="azureadjoin")
+    page = callback(web, at_idp(first, "bob@corp.example"))
+    text = assert_page(page, 200)
+    assert cookie_gone(page)
+    assert "Signed in as alice@corp.example" in text
+    assert "Identity provider: signed in as bob@corp.example" in text
+    assert 'value="accept"' in text and 'value="decline"' not in text  # join mode kept
+    answer = redirect_answer(post(web, {"state": state_of(text), "answer": "accept"}))
+    assert answer["IsAccepted"] == "true" and answer["client-request-id"] == crid
+    blob = eua_app.app.state.runtime.terms.read_blob(answer["OpaqueBlob"], datetime.now(UTC))
+    assert blob is not None
+    assert (blob["upn"], blob["end_user_username"]) == ("alice@corp.example", "bob@corp.example")
+
+
+def test_a_callback_whose_state_was_changed_is_refused_without_a_redirect(web, token, crid) -> None:
+    url = at_idp(get(web, crid, token()), "alice@corp.example")
+    sent = params_of(url)
+    tampered = url.replace("state=" + sent["state"], "state=" + sent["state"][::-1])
+    page = assert_page(callback(web, tampered), 400)
+    assert "does not belong to the sign-in" in page and 'value="accept"' not in page
+    # The same answer in another window (no cookie), or with the cookie altered: refused too.
+    web.cookies.clear()
+    assert "expired" in assert_page(callback(web, url), 400)
+    first = get(web, crid, token())
+    url = at_idp(first, "alice@corp.example")
+    value = web.cookies.get(COOKIE)
+    assert value
+    body, mac = value.split(".")
+    terms = web.app.state.runtime.terms
+    assert terms.resume_sign_in(value) is not None
+    assert terms.resume_sign_in(body[:-2] + "AA." + mac) is None
+    web.cookies.clear()
+    web.cookies.set(COOKIE, body[:-2] + "AA." + mac, domain="mdm.test", path=TERMS)
+    assert "expired" in assert_page(callback(web, url), 400)
+
+
+def test_the_sign_in_cookie_is_no_answer_to_the_terms(web, token, crid) -> None:
+    get(web, crid, token())
+    cookie = web.cookies.get(COOKIE)
+    assert cookie
+    assert_page(post(web, {"state": cookie, "answer": "accept"}), 400)
+
+
+def test_an_idp_refusal_is_the_contracts_unauthorized_client(web, token, crid) -> None:
+    first = get(web, crid, token())
+    url = at_idp(first, "mallory@corp.example")  # a user the IdP does not know: access_denied
+    response = callback(web, url)
+    assert cookie_gone(response)
+    assert_error_redirect(response, "unauthorized_client", crid, "access_denied")
+
+
+def test_an_invalid_entra_token_never_reaches_the_idp(web, token, crid) -> None:
+    response = get(web, crid, token(audience="https://other.example"))
+    assert_error_redirect(response, "unauthorized_client", crid, "could not be verified")
+    assert COOKIE not in response.headers.get("set-cookie", "")
+
+
+def test_a_page_shown_before_end_user_auth_was_turned_on_cannot_accept(
+    web, eua_data_dir, entra, idp, token, crid
+) -> None:
+    """Same data dir (same keys), end-user authentication off: a state without an IdP user."""
+    before = build(load_config(_env(eua_data_dir, entra, idp, end_user_auth=False)), with_tls=False)
+    try:
+        with TestClient(create_app(before), base_url=SERVER_URL) as old:
+            state = state_of(assert_page(get(old, crid, token()), 200))
+    finally:
+        before.close()
+    response = post(web, {"state": state, "answer": "accept"})
+    assert_error_redirect(response, "unauthorized_client", crid, "sign in with its identity provider")

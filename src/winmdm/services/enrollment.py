@@ -50,6 +50,7 @@ from winmdm.services.bulk import EnrollmentSecrets, is_bulk_upn
 from winmdm.services.deep_link import LINK_TOKEN_PARAMETER
 from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment_kind import enrollment_kind
+from winmdm.services.terms import TermsOfUse
 from winmdm.storage.protocols import Storage, Transaction
 
 log = logging.getLogger("winmdm.enrollment")
@@ -96,8 +97,10 @@ class EnrollmentService:
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         serial_source: Callable[[], int] = random_serial,
         bulk: EnrollmentSecrets | None = None,
+        terms: TermsOfUse | None = None,
     ) -> None:
         self._bulk = bulk or EnrollmentSecrets(storage=storage, clock=clock)
+        self._terms = terms
         self._storage = storage
         self._ca = ca
         self._auth = authenticator
@@ -188,6 +191,7 @@ class EnrollmentService:
             domain_name=ctx.get("DomainName"),
             bulk_aadj=ctx.get_bool("BulkAADJ"),
         )
+        end_user = self._end_user(ctx.get("EnrollmentData"), identity, now)
         with self._storage.transaction() as tx:
             if identity.token_id is not None and not tx.enrollment_tokens.consume(
                 identity.token_id, expires_at=identity.token_expires or now, at=now
@@ -221,6 +225,7 @@ class EnrollmentService:
                     dm_nonce=_b64(credentials.nonce),
                     created_at=now,
                     enrollment_kind=kind,
+                    end_user_username=end_user,
                 )
             )
             if not created:
@@ -255,6 +260,31 @@ class EnrollmentService:
             )
         )
         return EnrollmentOutcome(document, host, enrollment, record, created)
+
+    def _end_user(self, blob: str | None, identity: Identity, now: datetime) -> str | None:
+        """Who signed in with the IdP on the Entra terms page (end-user authentication), from the
+        OpaqueBlob Windows returns as ContextItem EnrollmentData. Stored beside the enrollment's
+        UPN, never in its place. A missing, unreadable or expired blob, or one accepted by another
+        user, only means no such username: Group Policy and device-credential enrollments have
+        none, and the enrollment is never refused for it."""
+        if not blob or self._terms is None:
+            return None
+        claims = self._terms.read_blob(blob, now)
+        if claims is None:
+            log.info(
+                "enrollment: ContextItem EnrollmentData is not a current terms-of-use blob of this server"
+            )
+            return None
+        end_user = claims.get("end_user_username")
+        if end_user and (identity.username or "").casefold() != claims["upn"].casefold():
+            log.warning(
+                "enrollment: the terms-of-use blob was accepted by %s, not by the enrolling %s; "
+                "its identity provider username is ignored",
+                claims["upn"],
+                identity.username or "(no user)",
+            )
+            return None
+        return end_user
 
     def _upsert_host(
         self,

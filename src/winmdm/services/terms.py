@@ -23,6 +23,14 @@ Decisions (each the conservative reading where Microsoft is silent):
 - The bearer token is only on the GET (a form POST from the web view carries no Authorization
   header), so the GET puts what it verified (redirect_uri, client-request-id, mode, user) in a
   signed, short-lived ``state`` field of the form, and the POST trusts that field alone.
+- End-user authentication (``WINMDM_END_USER_AUTH``, for No team: the page cannot know any other
+  team, as the ToU token names no device): before Accept is shown, the user also signs in with
+  the OIDC identity provider (login_hint = the Entra UPN). The GET answers SIGN_IN with a sealed
+  pending state; the route sends the user to the provider with a signed cookie
+  (:meth:`TermsOfUse.begin_sign_in`) and comes back to the terms' own callback
+  (:meth:`TermsOfUse.resume_sign_in`, :meth:`TermsOfUse.signed_in`). The IdP username then rides in
+  the page state and the OpaqueBlob *beside* the Entra UPN, which stays the enrollment's user.
+  With the setting on, an answer whose state has no IdP username is refused.
 - Signing: HMAC-SHA256 with keys derived from the data dir's ``agent-download.key`` (one per
   purpose, so a download-link signature, a page state and a blob can never stand in for one
   another), which every instance sharing the database already shares: no new file to copy.
@@ -39,7 +47,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -52,11 +60,14 @@ __all__ = [
     "BLOB_LIFETIME",
     "PAGE_LIFETIME",
     "REDIRECT_SCHEME",
+    "SIGN_IN_LIFETIME",
     "Decision",
     "ErrorCode",
     "Outcome",
+    "PendingSignIn",
     "Prompt",
     "TermsOfUse",
+    "error_redirect",
     "valid_redirect_uri",
 ]
 
@@ -69,6 +80,8 @@ BLOB_LIFETIME = timedelta(minutes=30)
 leaked blob is soon worthless."""
 PAGE_LIFETIME = timedelta(minutes=30)
 """How long a user may read the terms before answering."""
+SIGN_IN_LIFETIME = timedelta(minutes=10)
+"""How long the end-user sign-in at the identity provider may take (never past the page's own)."""
 
 _SKEW = timedelta(minutes=5)
 _MAX_REDIRECT = 2048
@@ -77,6 +90,8 @@ _MAX_SEALED = 4096
 _MAX_DESCRIPTION = 600
 _BLOB_KIND = "tou-blob"
 _STATE_KIND = "tou-page"
+_PENDING_KIND = "tou-pending"  # the page state before the end user signed in with the IdP
+_SIGN_IN_KIND = "tou-sign-in"  # the cookie of that sign-in
 _RETRY = "Start again from Settings > Accounts > Access work or school"
 _ADMIN = "if it keeps failing, ask your IT administrator"
 
@@ -93,6 +108,7 @@ class Outcome(enum.Enum):
     SHOW = "show"  # render the terms (prompt is set)
     REDIRECT = "redirect"  # 302 to location
     REFUSE = "refuse"  # no trustworthy redirect_uri: an error page with message, no redirect
+    SIGN_IN = "sign-in"  # end-user authentication first: state is the pending state
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +119,7 @@ class Prompt:
     tenant_id: str
     join: bool  # mode present (Entra join): no Decline button
     state: str
+    end_user: str | None = None  # who signed in with the IdP (end-user authentication)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +129,20 @@ class Decision:
     error: ErrorCode | None = None
     message: str = ""
     prompt: Prompt | None = None
+    state: str | None = None  # SIGN_IN: the sealed pending state for begin_sign_in
+    login_hint: str | None = None  # SIGN_IN: the Entra UPN
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSignIn:
+    """An end-user sign-in in progress, read back from its cookie."""
+
+    redirect_uri: str
+    client_request_id: str
+    login_hint: str
+    code_verifier: str
+    nonce: str
+    page: dict[str, Any] = field(repr=False, compare=False)
 
 
 def valid_redirect_uri(value: object) -> str | None:
@@ -146,6 +177,13 @@ def _error(redirect_uri: str, code: ErrorCode, description: str, client_request_
     if client_request_id:
         pairs.append(("client-request-id", client_request_id))
     return Decision(Outcome.REDIRECT, location=_with_query(redirect_uri, pairs), error=code, message=text)
+
+
+def error_redirect(
+    redirect_uri: str, code: ErrorCode, description: str, client_request_id: str | None
+) -> Decision:
+    """The contract's error redirect (for the routes' own failures, e.g. the IdP unreachable)."""
+    return _error(redirect_uri, code, description, client_request_id)
 
 
 def _refuse(message: str) -> Decision:
@@ -185,16 +223,28 @@ class TermsOfUse:
         *,
         blob_lifetime: timedelta = BLOB_LIFETIME,
         page_lifetime: timedelta = PAGE_LIFETIME,
+        end_user_auth: bool = False,
+        sign_in_lifetime: timedelta = SIGN_IN_LIFETIME,
     ) -> None:
-        """``verifier`` is None when Entra is not configured: every request is then refused."""
+        """``verifier`` is None when Entra is not configured: every request is then refused.
+
+        ``end_user_auth``: the user also signs in with the OIDC identity provider before Accept.
+        """
         if len(signing_key) < 32:
             raise ValueError("the terms-of-use signing key must be at least 32 bytes")
         self._verifier = verifier
         self._clock = clock
         self._blob_key = hmac.new(signing_key, b"winmdm/terms-of-use/blob/v1", hashlib.sha256).digest()
         self._state_key = hmac.new(signing_key, b"winmdm/terms-of-use/page/v1", hashlib.sha256).digest()
+        self._sign_in_key = hmac.new(signing_key, b"winmdm/terms-of-use/sign-in/v1", hashlib.sha256).digest()
         self._blob_lifetime = blob_lifetime
         self._page_lifetime = page_lifetime
+        self._end_user_auth = end_user_auth
+        self._sign_in_lifetime = sign_in_lifetime
+
+    @property
+    def end_user_auth(self) -> bool:
+        return self._end_user_auth
 
     # -- GET: the request from Windows ------------------------------------------------------------
 
@@ -280,21 +330,94 @@ class TermsOfUse:
                 f"your organization. {_RETRY}.",
                 crid,
             )
-        state = _seal(
-            self._state_key,
-            {
-                "k": _STATE_KIND,
-                "ru": redirect_uri,
-                "crid": crid,
-                "join": "mode" in params,
-                "upn": user,
-                "oid": oid,
-                "tid": identity.tenant_id,
-                "exp": int((now + self._page_lifetime).timestamp()),
-            },
-        )
+        page = {
+            "k": _STATE_KIND,
+            "ru": redirect_uri,
+            "crid": crid,
+            "join": "mode" in params,
+            "upn": user,
+            "oid": oid,
+            "tid": identity.tenant_id,
+            "exp": int((now + self._page_lifetime).timestamp()),
+        }
+        if self._end_user_auth:
+            pending = _seal(self._state_key, {**page, "k": _PENDING_KIND})
+            return Decision(Outcome.SIGN_IN, state=pending, login_hint=user)
+        state = _seal(self._state_key, page)
         prompt = Prompt(user=user, tenant_id=identity.tenant_id, join="mode" in params, state=state)
         return Decision(Outcome.SHOW, prompt=prompt)
+
+    # -- end-user authentication: the sign-in with the IdP between the GET and the page -----------
+
+    def begin_sign_in(self, pending: str, *, state: str, code_verifier: str, nonce: str) -> str:
+        """The cookie value that carries a check()'s pending state through the IdP sign-in."""
+        page = _unseal(self._state_key, pending, _PENDING_KIND)
+        if page is None:
+            raise ValueError("not a pending terms-of-use state of this server")
+        limit = self._clock() + self._sign_in_lifetime
+        return _seal(
+            self._sign_in_key,
+            {
+                **page,
+                "k": _SIGN_IN_KIND,
+                "st": state,
+                "cv": code_verifier,
+                "n": nonce,
+                "sx": min(page["exp"], int(limit.timestamp())),
+            },
+        )
+
+    def resume_sign_in(self, cookie: str | None) -> PendingSignIn | None:
+        """The sign-in a cookie this server sealed carries, unless it expired or was altered.
+
+        The caller still compares the provider's ``state`` with :attr:`PendingSignIn.page`'s.
+        """
+        claims = _unseal(self._sign_in_key, cookie, _SIGN_IN_KIND)
+        if claims is None or self._clock().timestamp() > claims["sx"]:
+            return None
+        return PendingSignIn(
+            redirect_uri=claims["ru"],
+            client_request_id=claims["crid"],
+            login_hint=claims["upn"],
+            code_verifier=claims["cv"],
+            nonce=claims["n"],
+            page=claims,
+        )
+
+    def matches(self, pending: PendingSignIn, state: str | None) -> bool:
+        """Whether the provider's ``state`` is the one this sign-in sent (constant time)."""
+        if not isinstance(state, str) or not state or len(state) > 256:
+            return False
+        return hmac.compare_digest(state.encode(), pending.page["st"].encode())
+
+    def signed_in(self, pending: PendingSignIn, username: str) -> Decision:
+        """SHOW the terms to a user who signed in with the IdP as ``username``."""
+        name = username.strip() if isinstance(username, str) else ""
+        if not name or len(name) > 256 or not name.isprintable():
+            return _error(
+                pending.redirect_uri,
+                ErrorCode.UNAUTHORIZED_CLIENT,
+                f"Your organization's sign-in service named a user this server cannot record. {_RETRY}; "
+                f"{_ADMIN}.",
+                pending.client_request_id,
+            )
+        claims = pending.page
+        page = {k: claims[k] for k in _FIELDS[_STATE_KIND]}
+        page.update(k=_STATE_KIND, eu=name)
+        log.info("terms of use: %s signed in with the identity provider as %s", claims["upn"], name)
+        prompt = Prompt(
+            user=claims["upn"],
+            tenant_id=claims["tid"],
+            join=claims["join"],
+            state=_seal(self._state_key, page),
+            end_user=name,
+        )
+        return Decision(Outcome.SHOW, prompt=prompt)
+
+    def sign_in_failed(self, pending: PendingSignIn, description: str, *, server: bool = False) -> Decision:
+        """The contract's error redirect after the IdP sign-in failed (server_error if ``server``)."""
+        code = ErrorCode.SERVER_ERROR if server else ErrorCode.UNAUTHORIZED_CLIENT
+        return _error(pending.redirect_uri, code, description, pending.client_request_id)
 
     # -- POST: the user's answer ------------------------------------------------------------------
 
@@ -331,21 +454,34 @@ class TermsOfUse:
                 f"The answer must be Accept or Decline. {_RETRY}.",
                 crid,
             )
+        end_user = state.get("eu")
+        if self._end_user_auth and not end_user:
+            return _error(
+                redirect_uri,
+                ErrorCode.UNAUTHORIZED_CLIENT,
+                "Your organization requires you to sign in with its identity provider before "
+                f"accepting the terms. {_RETRY}.",
+                crid,
+            )
         issued = int(now.timestamp())
-        blob = _seal(
-            self._blob_key,
-            {
-                "k": _BLOB_KIND,
-                "upn": state["upn"],
-                "oid": state["oid"],
-                "tid": state["tid"],
-                "crid": crid,
-                "iat": issued,
-                "exp": issued + int(self._blob_lifetime.total_seconds()),
-            },
-        )
+        claims = {
+            "k": _BLOB_KIND,
+            "upn": state["upn"],
+            "oid": state["oid"],
+            "tid": state["tid"],
+            "crid": crid,
+            "iat": issued,
+            "exp": issued + int(self._blob_lifetime.total_seconds()),
+        }
+        if end_user:
+            claims["eu"] = end_user
+        blob = _seal(self._blob_key, claims)
         log.info(
-            "terms of use accepted by %s (tenant %s, client-request-id %s)", state["upn"], state["tid"], crid
+            "terms of use accepted by %s (tenant %s, client-request-id %s, identity provider user %s)",
+            state["upn"],
+            state["tid"],
+            crid,
+            end_user or "-",
         )
         pairs = [("IsAccepted", "true"), ("OpaqueBlob", blob), ("client-request-id", crid)]
         return Decision(Outcome.REDIRECT, location=_with_query(redirect_uri, pairs))
@@ -378,7 +514,8 @@ class TermsOfUse:
 
         None for anything not signed by this server as a blob, altered, expired, or issued in the
         future. The dict: ``upn``, ``oid``, ``tid``, ``client_request_id``, ``accepted_at``,
-        ``expires_at`` (aware datetimes).
+        ``expires_at`` (aware datetimes), ``end_user_username`` (who signed in with the IdP under
+        end-user authentication, else None).
         """
         claims = _unseal(self._blob_key, blob, _BLOB_KIND)
         if claims is None:
@@ -393,6 +530,7 @@ class TermsOfUse:
             "client_request_id": claims["crid"],
             "accepted_at": datetime.fromtimestamp(claims["iat"], UTC),
             "expires_at": datetime.fromtimestamp(claims["exp"], UTC),
+            "end_user_username": claims.get("eu"),
         }
 
 
@@ -412,10 +550,22 @@ def _seal(key: bytes, payload: dict[str, Any]) -> str:
     return f"{body}.{_b64(mac)}"
 
 
+_PAGE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "ru": str,
+    "crid": str,
+    "join": bool,
+    "upn": str,
+    "oid": str,
+    "tid": str,
+    "exp": int,
+}
 _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    _STATE_KIND: {"ru": str, "crid": str, "join": bool, "upn": str, "oid": str, "tid": str, "exp": int},
+    _STATE_KIND: _PAGE_FIELDS,
+    _PENDING_KIND: _PAGE_FIELDS,
+    _SIGN_IN_KIND: {**_PAGE_FIELDS, "st": str, "cv": str, "n": str, "sx": int},
     _BLOB_KIND: {"upn": str, "oid": str, "tid": str, "crid": str, "iat": int, "exp": int},
 }
+_OPTIONAL = ("eu",)  # the IdP username, when end-user authentication signed the user in
 
 
 def _unseal(key: bytes, sealed: object, kind: str) -> dict[str, Any] | None:
@@ -437,5 +587,9 @@ def _unseal(key: bytes, sealed: object, kind: str) -> dict[str, Any] | None:
     for name, kind_of in _FIELDS[kind].items():
         value = payload.get(name)
         if not isinstance(value, kind_of) or (kind_of is int and isinstance(value, bool)):
+            return None
+    for name in _OPTIONAL:
+        value = payload.get(name)
+        if value is not None and (not isinstance(value, str) or not value):
             return None
     return payload

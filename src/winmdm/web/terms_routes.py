@@ -4,6 +4,14 @@ The rules live in :mod:`winmdm.services.terms`; this module renders its decision
 self-contained (no scripts, no external resources; a Content-Security-Policy says so), dark in
 OOBE (``CXH-HOST: FRX``), and every value it shows is HTML-escaped. Nothing a client sends gets a
 500 or a traceback: unexpected failures become the contract's ``server_error`` redirect.
+
+With end-user authentication (``WINMDM_END_USER_AUTH``) the GET first sends the user to the OIDC
+identity provider (code + PKCE + nonce, ``login_hint`` = the Entra UPN, idp/oidc.py), which sends
+them back to ``<terms>/callback``; what must survive the round trip rides in a signed cookie scoped
+to the terms path (services/terms.py seals it). The callback then shows the terms, naming both
+users. The cookie is ``SameSite=None`` (and Secure, HttpOnly): Windows 11 shows the terms inside a
+frame of its own host, where a Lax cookie would not come back; the provider's ``state``, compared
+with the cookie's, is what ties the callback to the sign-in.
 """
 
 from __future__ import annotations
@@ -17,13 +25,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from winmdm.errors import WinMDMError
-from winmdm.runtime import Runtime
+from winmdm.errors import AuthenticationFailed, UpstreamUnavailable, WinMDMError
+from winmdm.runtime import Runtime, utc_now
 from winmdm.services.endpoints import TERMS_PATH
-from winmdm.services.terms import Decision, Outcome, Prompt
+from winmdm.services.terms import SIGN_IN_LIFETIME, Decision, ErrorCode, Outcome, Prompt, error_redirect
 from winmdm.web.body import read_bounded
 
 log = logging.getLogger("winmdm.terms")
+
+CALLBACK_PATH = TERMS_PATH + "/callback"
+COOKIE = "winmdm_terms_signin"
+_MAX_CODE = 4096
 
 HTML_TYPE = "text/html; charset=UTF-8"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -84,9 +96,12 @@ def _terms_text(organization: str, join: bool) -> str:
 def _prompt(prompt: Prompt, organization: str, *, dark: bool) -> Response:
     org = escape(organization)
     decline = "" if prompt.join else '<button type="submit" name="answer" value="decline">Decline</button>'
+    who = f'<p class="who">Signed in as {escape(prompt.user)}</p>'
+    if prompt.end_user:
+        who += f'<p class="who">Identity provider: signed in as {escape(prompt.end_user)}</p>'
     body = (
         f"<h1>{org}: terms of use</h1>"
-        f'<p class="who">Signed in as {escape(prompt.user)}</p>'
+        f"{who}"
         f'<div class="terms">{_terms_text(organization, prompt.join)}</div>'
         f'<form method="post" action="{escape(TERMS_PATH)}">'
         f'<input type="hidden" name="state" value="{escape(prompt.state)}">'
@@ -120,10 +135,158 @@ async def show_terms(request: Request) -> Response:
     params = dict(request.query_params)
     try:
         decision = await run_in_threadpool(runtime.terms.check, request.headers.get("authorization"), params)
+        if decision.outcome is Outcome.SIGN_IN:
+            return await _start_sign_in(runtime, decision, params, dark=dark)
         return _render(decision, runtime, dark=dark)
     except Exception:
         log.exception("terms of use: unexpected failure showing the page")
         return _render(runtime.terms.server_error(params), runtime, dark=dark, status=503)
+
+
+async def _start_sign_in(
+    runtime: Runtime, decision: Decision, params: dict[str, str], *, dark: bool
+) -> Response:
+    """End-user authentication: off to the identity provider, the flow in a signed cookie."""
+    # check() answers SIGN_IN only after validating both (and only when an IdP is configured).
+    redirect_uri, crid = params["redirect_uri"], params["client-request-id"]
+    oidc = runtime.oidc
+    assert oidc is not None and decision.state is not None
+    try:
+        start = await run_in_threadpool(
+            oidc.authorization_request,
+            redirect_uri=runtime.endpoints.base_url + CALLBACK_PATH,
+            now=utc_now(),
+            login_hint=decision.login_hint,
+        )
+    except UpstreamUnavailable as exc:
+        log.error("terms of use: end-user sign-in unavailable: %s", exc.message)
+        description = (
+            "Your organization's sign-in service can't be reached, and this organization requires "
+            "signing in with it before accepting. Try again in a few minutes; if it keeps failing, "
+            "ask your IT administrator."
+        )
+        return _render(
+            error_redirect(redirect_uri, ErrorCode.SERVER_ERROR, description, crid), runtime, dark=dark
+        )
+    cookie = runtime.terms.begin_sign_in(
+        decision.state, state=start.state, code_verifier=start.code_verifier, nonce=start.nonce
+    )
+    response = Response(b"", status_code=302, headers={**_HEADERS, "Location": start.url})
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=int(SIGN_IN_LIFETIME.total_seconds()),
+        path=TERMS_PATH,
+        secure=True,
+        httponly=True,
+        samesite="none",
+    )
+    return response
+
+
+async def sign_in_callback(request: Request) -> Response:
+    """The identity provider's answer: the terms, naming both users, or the contract's error."""
+    runtime: Runtime = request.app.state.runtime
+    dark = _dark(request)
+    try:
+        return _forget(await _finish_sign_in(request, runtime, dark=dark))
+    except Exception:
+        log.exception("terms of use: unexpected failure finishing the end-user sign-in")
+        pending = runtime.terms.resume_sign_in(request.cookies.get(COOKIE))
+        description = (
+            "The server failed while checking your sign-in; the error was logged. Try again in a "
+            "few minutes; if it keeps failing, ask your IT administrator."
+        )
+        if pending is None:
+            return _forget(_refusal(description, dark=dark, status=503))
+        decision = runtime.terms.sign_in_failed(pending, description, server=True)
+        return _forget(_render(decision, runtime, dark=dark, status=503))
+
+
+async def _finish_sign_in(request: Request, runtime: Runtime, *, dark: bool) -> Response:
+    terms, oidc = runtime.terms, runtime.oidc
+    pending = terms.resume_sign_in(request.cookies.get(COOKIE))
+    params = request.query_params
+    if pending is None or oidc is None or not terms.end_user_auth:
+        log.info("terms of use: sign-in callback without a matching sign-in (expired, altered or elsewhere)")
+        return _refusal(
+            "This sign-in has expired, or it was started in another window. Start again from "
+            "Settings > Accounts > Access work or school.",
+            dark=dark,
+            status=400,
+        )
+    error = params.get("error")
+    if error is not None:
+        said = _clip(error, 100)
+        detail = _clip(params.get("error_description") or "", 300)
+        log.warning("terms of use: the identity provider answered %s: %s", said, detail)
+        description = f"Your organization's sign-in service ended the sign-in: {said}" + (
+            f" ({detail})." if detail else "."
+        )
+        return _render(terms.sign_in_failed(pending, description), runtime, dark=dark)
+    if not terms.matches(pending, params.get("state")):
+        log.warning("terms of use: sign-in callback whose state is not the sign-in's")
+        return _refusal(
+            "This sign-in answer does not belong to the sign-in this window started. Start again "
+            "from Settings > Accounts > Access work or school.",
+            dark=dark,
+            status=400,
+        )
+    iss = params.get("iss")
+    if iss is not None and iss.rstrip("/") != oidc.issuer.rstrip("/"):
+        log.warning("terms of use: sign-in callback names issuer %r, not %s", _clip(iss, 200), oidc.issuer)
+        return _render(
+            terms.sign_in_failed(pending, "The sign-in answer came from another sign-in service."),
+            runtime,
+            dark=dark,
+        )
+    code = params.get("code") or ""
+    if not code or len(code) > _MAX_CODE:
+        return _render(
+            terms.sign_in_failed(pending, "The sign-in service sent no answer this server can use."),
+            runtime,
+            dark=dark,
+        )
+    try:
+        user = await run_in_threadpool(
+            oidc.exchange,
+            code=code,
+            redirect_uri=runtime.endpoints.base_url + CALLBACK_PATH,
+            code_verifier=pending.code_verifier,
+            nonce=pending.nonce,
+            now=utc_now(),
+        )
+    except AuthenticationFailed as exc:
+        log.warning("terms of use: end-user sign-in refused: %s", exc.message)
+        return _render(
+            terms.sign_in_failed(
+                pending, "Your sign-in with your organization's sign-in service couldn't be verified."
+            ),
+            runtime,
+            dark=dark,
+        )
+    except UpstreamUnavailable as exc:
+        log.error("terms of use: end-user sign-in: %s", exc.message)
+        return _render(
+            terms.sign_in_failed(
+                pending,
+                "Your organization's sign-in service can't be reached. Try again in a few minutes.",
+                server=True,
+            ),
+            runtime,
+            dark=dark,
+        )
+    return _render(terms.signed_in(pending, user.username), runtime, dark=dark)
+
+
+def _forget(response: Response) -> Response:
+    """The sign-in is over, whichever way: its cookie goes."""
+    response.delete_cookie(COOKIE, path=TERMS_PATH, secure=True, httponly=True, samesite="none")
+    return response
+
+
+def _clip(value: str, limit: int) -> str:
+    return "".join(c for c in value if c.isprintable())[:limit]
 
 
 async def answer_terms(request: Request) -> Response:
@@ -157,4 +320,5 @@ def routes() -> list[Route]:
     return [
         Route(TERMS_PATH, show_terms, methods=["GET"]),
         Route(TERMS_PATH, answer_terms, methods=["POST"]),
+        Route(CALLBACK_PATH, sign_in_callback, methods=["GET"]),
     ]
