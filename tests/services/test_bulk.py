@@ -3,20 +3,17 @@ on SQLite and PostgreSQL, the way Windows uses a Windows Configuration Designer 
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 
 from tests.services.conftest import SERVER
+from tests.support.bulk import enroll_with_package
 from tests.support.device import EnrollmentRefused, WindowsDevice
 from winmdm.domain.identity import EnrollmentKind
 from winmdm.domain.models import TokenKind
 from winmdm.errors import NotFound
-from winmdm.protocol import soap, wstep
 from winmdm.protocol.discovery import AuthPolicy
 from winmdm.runtime import Runtime
 from winmdm.services.bulk import EnrollmentSecrets, bulk_upn, secret_hash, wcd_customizations
@@ -36,26 +33,6 @@ def finance(runtime) -> int:
         return tx.teams.create("Finance", at=datetime.now(UTC)).id
 
 
-def enroll_with_package(client, device: WindowsDevice, username: str, secret: str):
-    """What Windows does with a provisioning package: Discover, GetPolicies and RST, all with
-    the package's UPN and its secret in a WS-Security UsernameToken."""
-    found = device.discover(client, DISCOVERY, email=username)
-    security = soap.Security(username=soap.UsernameToken(username, secret))
-    device.get_policies(client, found.policy_url, security)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    body = wstep.build_rst(
-        message_id=f"urn:uuid:{uuid.uuid4()}",
-        to=found.enrollment_url,
-        security=security,
-        request=device.csr(key, hashes.SHA256()),
-        context=device.context(),
-    )
-    device.enrolled = device._accept(
-        wstep.parse_rstr(device._post(client, found.enrollment_url, body)), key, found.enrollment_url
-    )
-    return found
-
-
 def host_of(runtime: Runtime, device: WindowsDevice):
     with runtime.storage.transaction() as tx:
         enrollment = tx.enrollments.find_active_by_device_id(device.device_id)
@@ -65,7 +42,7 @@ def host_of(runtime: Runtime, device: WindowsDevice):
 def test_a_package_enrolls_into_its_team_as_automatic(runtime, client, secrets_service, finance) -> None:
     created = secrets_service.create(finance)
     device = WindowsDevice(ux_initiated=False, not_in_oobe=True)
-    found = enroll_with_package(client, device, bulk_upn(HOST), created.secret)
+    found = enroll_with_package(client, device, bulk_upn(HOST), created.secret, DISCOVERY)
     assert found.auth_policy is AuthPolicy.ON_PREMISE and found.authentication_url is None
     host, enrollment = host_of(runtime, device)
     assert host.team_id == finance
@@ -83,23 +60,23 @@ def test_secrets_are_stored_hashed_and_rotation_retires_them(
     rotated = secrets_service.rotate(finance)
     assert [s.revoked_at is not None for s in secrets_service.list(finance)] == [True, False]
     with pytest.raises(EnrollmentRefused) as refused:
-        enroll_with_package(client, WindowsDevice(), bulk_upn(HOST), first.secret)
+        enroll_with_package(client, WindowsDevice(), bulk_upn(HOST), first.secret, DISCOVERY)
     assert refused.value.fault.subcode == "s:Authentication"
     assert "rotated" in refused.value.fault.reason
-    enroll_with_package(client, WindowsDevice(), bulk_upn(HOST), rotated.secret)
+    enroll_with_package(client, WindowsDevice(), bulk_upn(HOST), rotated.secret, DISCOVERY)
 
 
 def test_only_the_package_upn_may_use_a_secret(runtime, client, secrets_service) -> None:
     created = secrets_service.create(None)
     with pytest.raises(EnrollmentRefused) as refused:
-        enroll_with_package(client, WindowsDevice(), "alice@corp.example", created.secret)
+        enroll_with_package(client, WindowsDevice(), "alice@corp.example", created.secret, DISCOVERY)
     assert refused.value.fault.subcode == "s:Authentication"
 
 
 def test_no_team_secret_and_unknown_team(runtime, client, secrets_service) -> None:
     created = secrets_service.create(None)
     device = WindowsDevice()
-    enroll_with_package(client, device, bulk_upn(HOST), created.secret)
+    enroll_with_package(client, device, bulk_upn(HOST), created.secret, DISCOVERY)
     host, _ = host_of(runtime, device)
     assert host.team_id is None
     with pytest.raises(NotFound):
