@@ -82,6 +82,7 @@ def _host_missing(host_id: int) -> NotFound:
 # Read on every check-in by the agent package's session hook: built once.
 _HOST_AGENT = host_agent.select().where(host_agent.c.host_id == sa.bindparam("host_id"))
 
+
 class SQLInventoryStore:
     """InventoryStore on one connection: the inventory lives in hosts' columns."""
 
