@@ -8,7 +8,6 @@ instance can take the next message, and a retried message gets the same reply.
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 import json
 import logging
@@ -21,13 +20,12 @@ from typing import Protocol
 
 from cryptography import x509
 
-from winmdm.domain.identity import is_real_serial
 from winmdm.domain.management import CommandKind, CommandReply, HostCommand, Inventory, MDMSession
 from winmdm.domain.models import Enrollment, Host, MDMStatus
 from winmdm.errors import AuthenticationFailed, WinMDMError
-from winmdm.protocol import digest, syncml
+from winmdm.protocol import syncml
 from winmdm.protocol.syncml import AlertCode, Cmd, StatusCode
-from winmdm.services import large_objects
+from winmdm.services import device_digest, host_lifecycle, inventory, large_objects
 from winmdm.services.certificates import DeviceCertificates
 from winmdm.storage.protocols import Storage, Transaction
 
@@ -36,24 +34,6 @@ log = logging.getLogger("winmdm.management")
 # protocol.md decision 5: without MaxMsgSize keep each server message under 64 KiB.
 DEFAULT_MAX_MSG_SIZE = 64 * 1024
 UNENROLL_ALERT = "com.microsoft:mdm.unenrollment.userrequest"
-
-# What DevInfo (package 1) and winmdm's DevDetail Get report, by LocURI.
-INVENTORY_URIS = {
-    "./DevInfo/Man": "manufacturer",
-    "./DevInfo/Mod": "model",
-    "./DevInfo/Lang": "language",
-    "./DevInfo/DmV": "dm_version",
-    "./DevDetail/SwV": "os_version",
-    "./DevDetail/Ext/Microsoft/SMBIOSSerialNumber": "serial",
-    "./DevDetail/Ext/Microsoft/DeviceName": "device_name",
-}
-INVENTORY_GETS = (
-    "./DevDetail/SwV",
-    "./DevDetail/Ext/Microsoft/SMBIOSSerialNumber",
-    "./DevDetail/Ext/Microsoft/DeviceName",
-    "./DevInfo/Man",
-    "./DevInfo/Mod",
-)
 
 
 class SessionHooks(Protocol):
@@ -175,7 +155,7 @@ class ManagementService:
         server_msg_id = session.server_msg_id + 1
         reply = _Reply(syncml.reply_header(header, msg_id=server_msg_id))
         if not session.authenticated:
-            checked = self._check_cred(header, enrollment)
+            checked = device_digest.check_cred(header, enrollment)
             if checked is not None:  # 407 or 401 with the current nonce; nothing applied
                 reply.statuses.append(
                     syncml.header_status(header, checked, chal=syncml.Chal.md5(enrollment.dm_nonce))
@@ -195,7 +175,7 @@ class ManagementService:
             reply.statuses.append(syncml.header_status(header, StatusCode.OK, cmd_id=reply.cmd_id()))
         unenrolled, updated, incoming = self._read_commands(tx, message, host, session, reply, now)
         if updated is not None:
-            host = self._same_pc(tx, updated, now)
+            host = host_lifecycle.same_pc(tx, updated, now)
             session = dataclasses.replace(session, host_id=host.id)
         sent = dict(session.sent)
         pending = list(session.pending_chunks)
@@ -208,68 +188,9 @@ class ManagementService:
             )
         tx.inventory.checked_in(host.id, now)
         if not reply.commands and host.mdm_status is MDMStatus.PENDING and not unenrolled:
-            self._turned_on(tx, host, now)
+            host_lifecycle.turned_on(tx, host, now)
         session = dataclasses.replace(session, sent=sent, incoming=incoming, pending_chunks=tuple(pending))
         return self._finish(tx, reply, session, header, server_msg_id, now, authenticated=True)
-
-    @staticmethod
-    def _same_pc(tx: Transaction, host: Host, now: datetime) -> Host:
-        """A host whose SMBIOS serial belongs to an older host is that PC enrolled again (e.g.
-        after a reinstall gave it new ids): it merges into the older host, which keeps its team
-        and history. Placeholder serials are no identity (domain.identity.is_real_serial)."""
-        if not is_real_serial(host.serial):
-            return host
-        known = tx.hosts.find_by_serial(host.serial)
-        if known is None or known.id == host.id:
-            return host
-        # The older host's own enrollment and certificates are superseded by this one.
-        tx.enrollments.deactivate_for_host(known.id)
-        tx.certificates.revoke_active_for_host(known.id, now, "superseded: the PC enrolled again")
-        tx.hosts.merge_into(host.id, known.id, now)
-        log.info("host %s has serial %s of host %s: merged into it", host.id, host.serial, known.id)
-        return tx.hosts.get(known.id) or host
-
-    @staticmethod
-    def _turned_on(tx: Transaction, host: Host, now: datetime) -> None:
-        """The first session of an enrollment completed: MDM is on (design.md §1 activities)."""
-        tx.inventory.set_mdm_status(host.id, MDMStatus.ON, now)
-        kind = host.enrollment_kind.value if host.enrollment_kind else None
-        tx.activities.add(
-            "mdm_enrolled",
-            at=now,
-            host_id=host.id,
-            details={
-                "host_serial": host.serial,
-                "host_display_name": host.display_name,
-                "enrollment": kind,
-                "mdm_platform": "microsoft",
-            },
-        )
-        log.info("host %s is managed: MDM on (%s)", host.id, kind)
-
-    def _check_cred(self, header: syncml.SyncHdr, enrollment: Enrollment) -> StatusCode | None:
-        """None when the digest Cred proves the device; else 407 (missing) or 401 (wrong)."""
-        cred = header.cred
-        if cred is None:
-            return StatusCode.MISSING_CREDENTIALS
-        if cred.meta is not None and cred.meta.type not in (None, syncml.AuthType.MD5.value):
-            log.warning(
-                "device %r sent %s credentials; only MD5 digest is accepted", header.source, cred.meta.type
-            )
-            return StatusCode.INVALID_CREDENTIALS
-        if header.source_name is not None and header.source_name != enrollment.dm_username:
-            log.warning("device %r sent credentials for another name", header.source)
-            return StatusCode.INVALID_CREDENTIALS
-        try:
-            nonce = base64.b64decode(enrollment.dm_nonce)
-        except (binascii.Error, ValueError):
-            nonce = b""
-        if not digest.matches(enrollment.dm_password_digest, nonce, cred.data):
-            log.warning(
-                "device %r refused: digest does not match (wrong secret or stale nonce)", header.source
-            )
-            return StatusCode.INVALID_CREDENTIALS
-        return None
 
     def _read_commands(
         self,
@@ -286,7 +207,7 @@ class ManagementService:
         the large object the device is still sending in chunks (if any).
         """
         header = message.header
-        inventory: dict[str, str] = {}
+        reported: dict[str, str] = {}
         replies: dict[str, list[CommandReply]] = {}
         raw: dict[str, list[str]] = {}
         unenrolled = False
@@ -321,12 +242,12 @@ class ManagementService:
             if isinstance(command, syncml.Results):
                 self._collect(session, command.msg_ref, command.cmd_ref, command, replies, raw)
                 for item in command.items:
-                    _inventory_item(item.source or item.target, item.data, inventory)
+                    inventory.inventory_item(item.source or item.target, item.data, reported)
             elif isinstance(command, syncml.Alert):
                 unenrolled = self._alert(tx, command, host, now) or unenrolled
             elif isinstance(command, syncml.Replace | syncml.Add):
                 for item in command.items:
-                    _inventory_item(item.source or item.target, item.data, inventory)
+                    inventory.inventory_item(item.source or item.target, item.data, reported)
             elif isinstance(command, syncml.Unknown):
                 code = StatusCode.BAD_REQUEST
             else:
@@ -334,7 +255,7 @@ class ManagementService:
             reply.statuses.append(
                 syncml.command_status(command, code, cmd_id=reply.cmd_id(), msg_ref=header.msg_id)
             )
-        updated = tx.inventory.record_inventory(host.id, Inventory(**inventory), now) if inventory else None
+        updated = tx.inventory.record_inventory(host.id, Inventory(**reported), now) if reported else None
         deferred = session.sent.get(incoming["ref"]) if incoming and "ref" in incoming else None
         for command_uuid, collected in replies.items():
             if command_uuid == deferred:
@@ -395,26 +316,9 @@ class ManagementService:
         for item in alert.items:
             kind = item.meta.type if item.meta else None
             if kind == UNENROLL_ALERT:
-                self._unenroll(tx, host, now)
+                host_lifecycle.unenrolled(tx, host, now)
                 return True
         return False
-
-    def _unenroll(self, tx: Transaction, host: Host, now: datetime) -> None:
-        """The user turned MDM off on the PC (1226 unenrollment.userrequest)."""
-        tx.inventory.set_mdm_status(host.id, MDMStatus.OFF, now)
-        tx.enrollments.deactivate_for_host(host.id)
-        tx.certificates.revoke_active_for_host(host.id, now, "unenrolled by the device")
-        tx.activities.add(
-            "mdm_unenrolled",
-            at=now,
-            host_id=host.id,
-            details={
-                "host_serial": host.serial,
-                "host_display_name": host.display_name,
-                "mdm_platform": "microsoft",
-            },
-        )
-        log.info("host %s unenrolled itself", host.id)
 
     # -- outgoing commands --------------------------------------------------------------------
     def _deliver(
@@ -531,7 +435,7 @@ class ManagementService:
         return large_objects.split(command, fits)
 
     def _queue_inventory(self, tx: Transaction, host_id: int, enrollment_id: int, now: datetime) -> None:
-        get = syncml.Get(cmd_id=1, items=tuple(syncml.Item(target=uri) for uri in INVENTORY_GETS))
+        get = syncml.Get(cmd_id=1, items=tuple(syncml.Item(target=uri) for uri in inventory.INVENTORY_GETS))
         command = tx.commands.create(
             CommandKind.INVENTORY,
             syncml.build_fragment(get).decode("utf-8"),
@@ -572,14 +476,6 @@ class ManagementService:
         reply = _Reply(syncml.reply_header(header, msg_id=1))
         reply.statuses.append(syncml.header_status(header, code))
         return syncml.build_message(reply.message())
-
-
-def _inventory_item(uri: str | None, value: str | None, into: dict[str, str]) -> None:
-    if uri is None or value is None:
-        return
-    name = INVENTORY_URIS.get(uri.replace("./Device/", "./", 1) if uri.startswith("./Device/") else uri)
-    if name and value.strip():
-        into[name] = value.strip()
 
 
 def _renumber(command: syncml.Command, reply: _Reply) -> tuple[syncml.Command, list[int]]:
