@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Any, NamedTuple
 
 import jwt
 
-from winmdm.errors import AuthenticationFailed, ConfigError
+from winmdm.errors import AuthenticationFailed
+from winmdm.pki.secret_key import load_or_create_secret_key
 
 __all__ = ["KEY_FILE", "PREFIX", "EnrollmentTokens", "VerifiedToken", "load_or_create_key"]
 
@@ -45,27 +45,9 @@ class VerifiedToken(NamedTuple):
 def load_or_create_key(data_dir: Path) -> bytes:
     """The master key, made on first start. Written aside and linked into place, so a second
     process starting at the same moment reads a whole key or makes none."""
-    path = data_dir / KEY_FILE
-    if not path.exists():
-        aside = data_dir / f".{KEY_FILE}.{secrets.token_hex(8)}"
-        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(secrets.token_bytes(32))
-        try:
-            os.link(aside, path)
-        except FileExistsError:
-            pass  # another instance won; use its key
-        finally:
-            aside.unlink()
-    key = path.read_bytes()
-    if len(key) != 32:
-        raise ConfigError(
-            "WINMDM_DATA_DIR",
-            f"{path} holds {len(key)} bytes, not a 32-byte key; copy it from another winmdm "
-            "instance of this installation, or delete it to make a new one (sign-ins in progress "
-            "then fail and must be started again)",
-        )
-    return key
+    return load_or_create_secret_key(
+        data_dir / KEY_FILE, if_lost="sign-ins in progress then fail and must be started again"
+    )
 
 
 class EnrollmentTokens:

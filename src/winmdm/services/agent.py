@@ -13,7 +13,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 import uuid
@@ -31,7 +30,8 @@ from winmdm.domain.management import (
     HostCommand,
 )
 from winmdm.domain.models import Host
-from winmdm.errors import AuthorizationFailed, ConfigError, InvalidInput, MalformedMessage, NotFound
+from winmdm.errors import AuthorizationFailed, InvalidInput, MalformedMessage, NotFound
+from winmdm.pki.secret_key import load_or_create_secret_key
 from winmdm.protocol import syncml
 from winmdm.protocol.csp import msi
 from winmdm.storage.protocols import Storage, Transaction
@@ -51,28 +51,8 @@ _MAX_URL = 2048
 
 
 def load_or_create_key(data_dir: Path) -> bytes:
-    """The HMAC key of download links: `agent-download.key` (32 random bytes, mode 0600) in the
-    data dir, made on first start. Every instance sharing the database must share this file, as
-    they share the device CA. Written aside and linked into place, so a second process starting
-    at the same moment reads a whole key or makes none."""
-    path = data_dir / KEY_FILE
-    if not path.exists():
-        aside = data_dir / f".{KEY_FILE}.{secrets.token_hex(8)}"
-        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(secrets.token_bytes(32))
-        try:
-            os.link(aside, path)
-        except FileExistsError:
-            pass  # another process won; use its key
-        finally:
-            aside.unlink()
-    key = path.read_bytes()
-    if len(key) < 32:
-        raise ConfigError(
-            "data_dir", f"{path} holds {len(key)} bytes, not a key; delete it to make a new one"
-        )
-    return key
+    """The HMAC key of download links (`agent-download.key`), made on first start."""
+    return load_or_create_secret_key(data_dir / KEY_FILE, if_lost="download links already sent stop working")
 
 
 class AgentService:
