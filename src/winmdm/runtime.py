@@ -120,6 +120,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         load_or_create_key(config.data_dir),
         end_user_auth=config.end_user_auth and oidc is not None,
     )
+    bulk = EnrollmentSecrets(storage=storage, clock=clock)
     enrollment = EnrollmentService(
         storage=storage,
         ca=ca,
@@ -130,6 +131,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         settings=settings,
         clock=clock,
         terms=terms,
+        bulk=bulk,
     )
     certificates = DeviceCertificates(storage=storage, ca=ca, clock=clock)
     agent = AgentService(storage, clock, load_or_create_key(config.data_dir), config.server_url)
@@ -155,7 +157,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         enrollment_tokens=enrollment_tokens,
         oidc=oidc,
         deep_links=DeepLinks(tokens=enrollment_tokens, endpoints=endpoints),
-        bulk=EnrollmentSecrets(storage=storage, clock=clock),
+        bulk=bulk,
     )
 
 
