@@ -45,11 +45,11 @@ def test_two_processes_share_postgresql(tmp_path, entra, postgres_server_url) ->
         }
         first = start_server(tmp_path / "a" / "data", env)
         try:
-            # A second instance shares the database, the device CA and the TLS files (copied, as
+            # A second instance shares the database, the device CA, keys and TLS files (copied, as
             # an admin deploying several instances behind one load balancer would).
             second_dir = tmp_path / "b" / "data"
             second_dir.mkdir(parents=True)
-            for name in ("device-ca.key", "device-ca.crt"):
+            for name in ("device-ca.key", "device-ca.crt", "agent-download.key", "enrollment-token.key"):
                 shutil.copy2(first.data_dir / name, second_dir / name)
             shutil.copytree(first.data_dir / "tls", second_dir / "tls")
             second = start_server(second_dir, env)
