@@ -73,3 +73,15 @@ class NotFound(WinMDMError):
 
 class UpstreamUnavailable(WinMDMError):
     """A service winmdm depends on (an IdP's key endpoint) did not answer."""
+
+
+class RateLimited(WinMDMError):
+    """Too many attempts (admin sign-in); `retry_after` says how many seconds to wait."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PremiumRequired(InvalidInput):
+    """A Premium feature was asked of a Free server; the message names Premium and the license."""
