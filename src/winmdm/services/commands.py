@@ -68,6 +68,14 @@ class CommandService:
             raise NotFound(f"host {host_id} has no command {command_uuid}")
         return found
 
+    def results(self, command_uuid: str) -> list[HostCommand]:
+        """Every host's delivery of the command, with the device's answer once it came."""
+        with self._storage.transaction() as tx:
+            found = tx.commands.deliveries(command_uuid)
+        if not found:
+            raise NotFound(f"no command {command_uuid}")
+        return found
+
     def _queue(
         self, kind: CommandKind, command: syncml.Command, host_ids: Sequence[int], actor: str | None
     ) -> Command:

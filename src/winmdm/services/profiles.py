@@ -272,6 +272,13 @@ class ProfileService:
                 details={"profile_id": profile.id, "profile_name": profile.name, "team_id": profile.team_id},
             )
 
+    def hosts_with_profile(self, profile_id: int) -> list[HostProfile]:
+        """Each host's status for the profile (the per-host view of one profile)."""
+        with self._storage.transaction() as tx:
+            if tx.profiles.get(profile_id) is None:
+                raise NotFound(f"no profile with id {profile_id}")
+            return tx.profiles.hosts_with_profile(profile_id)
+
     def host_profiles(self, host_id: int) -> list[HostProfile]:
         """The host's profile statuses; a removed profile shows `removing` until the device answers
         its Delete."""

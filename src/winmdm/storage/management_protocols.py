@@ -108,6 +108,10 @@ class CommandQueue(Protocol):
 
     def get(self, host_id: int, command_uuid: str) -> HostCommand | None: ...
 
+    def deliveries(self, command_uuid: str) -> list[HostCommand]:
+        """The command's delivery to each host it was queued for, by host id ([] when unknown)."""
+        ...
+
     def list_for_host(self, host_id: int, *, limit: int = 100) -> list[HostCommand]:
         """Newest first."""
         ...

@@ -107,6 +107,7 @@ _RECORD_REPLY = (
     )
 )
 _GET = _SELECT.where(_hc.host_id == _p("host_id"), commands.c.uuid == _p("command_uuid"))
+_BY_UUID = _SELECT.where(commands.c.uuid == _p("command_uuid")).order_by(_hc.host_id)
 _LIST_FOR_HOST = (
     _SELECT.where(_hc.host_id == _p("host_id"))
     .order_by(_hc.command_id.desc())
@@ -252,6 +253,10 @@ class SQLCommandQueue:
     def get(self, host_id: int, command_uuid: str) -> HostCommand | None:
         row = self._conn.execute(_GET, {"host_id": host_id, "command_uuid": command_uuid}).one_or_none()
         return None if row is None else _host_command(row._mapping)
+
+    def deliveries(self, command_uuid: str) -> list[HostCommand]:
+        rows = self._conn.execute(_BY_UUID, {"command_uuid": command_uuid})
+        return [_host_command(row._mapping) for row in rows]
 
     def list_for_host(self, host_id: int, *, limit: int = 100) -> list[HostCommand]:
         rows = self._conn.execute(_LIST_FOR_HOST, {"host_id": host_id, "limit": limit})
