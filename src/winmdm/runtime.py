@@ -72,6 +72,7 @@ class Runtime:
     deep_links: DeepLinks | None = None
     bulk: EnrollmentSecrets | None = None
     oidc: OIDCClient | None = None
+    clock: Callable[[], datetime] = utc_now
 
     def close(self) -> None:
         self.storage.close()
@@ -132,6 +133,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         clock=clock,
         terms=terms,
         bulk=bulk,
+        clock=clock,
     )
     certificates = DeviceCertificates(storage=storage, ca=ca, clock=clock)
     agent = AgentService(storage, clock, load_or_create_key(config.data_dir), config.server_url)

@@ -36,6 +36,11 @@ class DeepLinks:
         self._lifetime = lifetime
         self._endpoints = endpoints
 
+    @property
+    def lifetime(self) -> timedelta:
+        """How long a pre-authorized link's token stays valid."""
+        return self._lifetime
+
     def link(self, username: str | None, *, preauthorize: bool, now: datetime) -> str:
         """A link for Settings; with `preauthorize`, one user may enroll one PC without signing in
         until the link expires (single use, like any enrollment token)."""
