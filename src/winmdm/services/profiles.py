@@ -226,6 +226,11 @@ class ProfileService:
         with self._storage.transaction() as tx:
             return tx.profiles.list(team_id=team_id)
 
+    def all_profiles(self) -> list[Profile]:
+        """Every team's profiles (No team included)."""
+        with self._storage.transaction() as tx:
+            return tx.profiles.list(all_teams=True)
+
     def remove_profile(self, profile_id: int, *, actor: str | None) -> None:
         """Stop the profile and delete from each host what it Added.
 
