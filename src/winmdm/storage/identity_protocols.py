@@ -23,6 +23,15 @@ class TeamStore(Protocol):
         """NotFound for an unknown team."""
         ...
 
+    def rename(self, team_id: int, name: str) -> Team:
+        """NotFound for an unknown team; Conflict naming the team when another has the name."""
+        ...
+
+    def delete(self, team_id: int) -> bool:
+        """Delete the team: its hosts go to No team, its profiles (and their host statuses) and
+        enrollment secrets are deleted with it. False when there was no such team."""
+        ...
+
 
 class EnrollmentTokenStore(Protocol):
     def consume(self, token_id: str, *, expires_at: datetime, at: datetime) -> bool:

@@ -177,6 +177,10 @@ class ActivityStore(Protocol):
         details: dict[str, Any] | None = None,
     ) -> Activity: ...
 
-    def list(self, *, host_id: int | None = None, limit: int = 100) -> list[Activity]:
-        """Newest first."""
+    def list(self, *, host_id: int | None = None, limit: int = 100, offset: int = 0) -> list[Activity]:
+        """Newest first; `offset` skips that many of the newest."""
+        ...
+
+    def count(self, *, host_id: int | None = None) -> int:
+        """How many activities (of the host, when given) there are."""
         ...

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
+from winmdm.domain.fleet import HostFilter, HostSummary, StatusCount, TeamFilter
 from winmdm.domain.identity import EnrollmentKind
 from winmdm.domain.models import (
     DeviceCertificate,
@@ -20,6 +21,7 @@ from winmdm.domain.models import (
     NewEnrollment,
     NewHost,
 )
+from winmdm.storage.admin_protocols import AdminStore, AdminTokenStore, LoginFailureStore, SettingStore
 from winmdm.storage.identity_protocols import EnrollmentSecretStore, EnrollmentTokenStore, TeamStore
 from winmdm.storage.management_protocols import (
     ActivityStore,
@@ -93,6 +95,22 @@ class HostStore(Protocol):
         """
         ...
 
+    def search(self, filter: HostFilter) -> tuple[list[HostSummary], int]:
+        """One page of the hosts the filter matches, by id, with their team's name, and how
+        many match in all. The status filter follows `domain.fleet.host_mdm_status`."""
+        ...
+
+    def status_counts(self, team: TeamFilter) -> list[StatusCount]:
+        """How many hosts per (team, stored MDM status, enrollment kind), for the team filter.
+        Combinations without hosts are absent."""
+        ...
+
+    def delete(self, host_id: int) -> bool:
+        """Forget the host and everything that is its own: enrollments, certificates, queued
+        commands, session, profile and agent statuses. Its activities stay, without host id.
+        False when there was no such host."""
+        ...
+
 
 class EnrollmentStore(Protocol):
     def add(self, new: NewEnrollment) -> Enrollment: ...
@@ -157,6 +175,11 @@ class Transaction(Protocol):
     teams: TeamStore
     enrollment_tokens: EnrollmentTokenStore
     enrollment_secrets: EnrollmentSecretStore
+    # Administration (storage/admin_protocols.py).
+    admins: AdminStore
+    admin_tokens: AdminTokenStore
+    login_failures: LoginFailureStore
+    settings: SettingStore
 
 
 class Storage(Protocol):

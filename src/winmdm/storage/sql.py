@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from winmdm.domain.fleet import HostFilter, HostSummary, StatusCount, TeamFilter
 from winmdm.domain.identity import EnrollmentKind, is_real_serial
 from winmdm.domain.models import (
     CertificateStatus,
@@ -27,7 +28,9 @@ from winmdm.domain.models import (
 )
 from winmdm.errors import Conflict, EnrollmentServerError, NotFound
 from winmdm.storage.schema import device_certificates, enrollments, hosts, teams
+from winmdm.storage.sql_admin import SQLAdminStore, SQLAdminTokenStore, SQLLoginFailureStore, SQLSettingStore
 from winmdm.storage.sql_commands import SQLCommandQueue, SQLSessionStore
+from winmdm.storage.sql_fleet import delete_host, search_hosts, status_counts
 from winmdm.storage.sql_identity import (
     SQLEnrollmentSecretStore,
     SQLEnrollmentTokenStore,
@@ -315,6 +318,15 @@ class SQLHostStore:
             missing = source_id if self.get(source_id) is None else target_id
             raise _host_missing(missing)
 
+    def search(self, filter: HostFilter) -> tuple[list[HostSummary], int]:
+        return search_hosts(self._conn, filter)
+
+    def status_counts(self, team: TeamFilter) -> list[StatusCount]:
+        return status_counts(self._conn, team)
+
+    def delete(self, host_id: int) -> bool:
+        return delete_host(self._conn, host_id)
+
 
 class SQLEnrollmentStore:
     """EnrollmentStore on one connection."""
@@ -458,6 +470,10 @@ class SQLTransaction:
         self.teams = SQLTeamStore(conn)
         self.enrollment_tokens = SQLEnrollmentTokenStore(conn)
         self.enrollment_secrets = SQLEnrollmentSecretStore(conn)
+        self.admins = SQLAdminStore(conn)
+        self.admin_tokens = SQLAdminTokenStore(conn)
+        self.login_failures = SQLLoginFailureStore(conn)
+        self.settings = SQLSettingStore(conn)
 
 
 class SQLStorage:

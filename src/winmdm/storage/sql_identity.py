@@ -42,6 +42,10 @@ _SET_END_USER_AUTH = (
     .returning(*teams.c)
 )
 _TEAM_EXISTS = sa.select(_t.id).where(_t.id == _p("team_id"))
+_RENAME_TEAM = teams.update().where(_t.id == _p("match_id")).values(name=_p("new_name")).returning(*teams.c)
+# The foreign keys do the rest (schema.py): hosts.team_id SET NULL, profiles and enrollment
+# secrets CASCADE (and host_profiles with the profiles).
+_DELETE_TEAM = teams.delete().where(_t.id == _p("team_id"))
 
 _u = enrollment_tokens_used.c
 # ON CONFLICT DO NOTHING: the primary key decides which of two concurrent uses is the first; the
@@ -137,6 +141,23 @@ class SQLTeamStore:
         if row is None:
             raise _team_missing(team_id)
         return _team(row._mapping)
+
+    def rename(self, team_id: int, name: str) -> Team:
+        savepoint = self._conn.begin_nested()  # a clash keeps the caller's transaction usable
+        try:
+            row = self._conn.execute(_RENAME_TEAM, {"match_id": team_id, "new_name": name}).one_or_none()
+        except IntegrityError as exc:
+            savepoint.rollback()
+            raise Conflict(
+                f'a team named "{name}" already exists; choose another name or use that team'
+            ) from exc
+        savepoint.commit()
+        if row is None:
+            raise _team_missing(team_id)
+        return _team(row._mapping)
+
+    def delete(self, team_id: int) -> bool:
+        return self._conn.execute(_DELETE_TEAM, {"team_id": team_id}).rowcount == 1
 
 
 class SQLEnrollmentTokenStore:

@@ -365,9 +365,15 @@ class SQLActivityStore:
         ).one()
         return _activity(row._mapping)
 
-    def list(self, *, host_id: int | None = None, limit: int = 100) -> list[Activity]:
+    def list(self, *, host_id: int | None = None, limit: int = 100, offset: int = 0) -> list[Activity]:
         # Newest first by insertion (id), which the (host_id, id) index serves.
-        query = activities.select().order_by(activities.c.id.desc()).limit(limit)
+        query = activities.select().order_by(activities.c.id.desc()).limit(limit).offset(offset)
         if host_id is not None:
             query = query.where(activities.c.host_id == host_id)
         return [_activity(row._mapping) for row in self._conn.execute(query)]
+
+    def count(self, *, host_id: int | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(activities)
+        if host_id is not None:
+            query = query.where(activities.c.host_id == host_id)
+        return self._conn.execute(query).scalar_one()
