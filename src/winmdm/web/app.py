@@ -5,9 +5,11 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from winmdm.runtime import Runtime
+from winmdm.web.api import create_api
+from winmdm.web.api.app import PREFIX as API_PREFIX
 from winmdm.web import agent_routes, enrollment_routes, management_routes, signin_routes, terms_routes
 
 
@@ -28,6 +30,7 @@ def create_app(runtime: Runtime) -> Starlette:
             *agent_routes.routes(),
             *signin_routes.routes(),
             *terms_routes.routes(),
+            Mount(API_PREFIX, app=create_api(runtime)),
         ],
         exception_handlers={500: _server_error},
     )

@@ -1,0 +1,52 @@
+"""Configuration profiles through the API: validation texts, delivery, per-host status."""
+
+from __future__ import annotations
+
+from winmdm.domain.admin import Role
+
+FIREWALL = """<Replace><CmdID>1</CmdID><Item>
+<Target><LocURI>./Vendor/MSFT/Policy/Config/DeviceLock/DevicePasswordEnabled</LocURI></Target>
+<Meta><Format xmlns="syncml:metinf">int</Format></Meta><Data>0</Data></Item></Replace>"""
+
+
+def test_profile_is_validated_delivered_and_removed(server):
+    managed = server.enroll(manual=True)
+    host = server.host_id(managed)
+    created = server.post(
+        "/profiles", Role.MAINTAINER, json={"team_id": 0, "name": "Passcode", "syncml": FIREWALL}
+    )
+    assert created.status_code == 201, created.text
+    profile = created.json()
+    assert profile["team_id"] == 0 and profile["syncml"].startswith("<Replace>")
+    assert (
+        server.post(
+            "/profiles", Role.MAINTAINER, json={"team_id": 0, "name": "Passcode", "syncml": FIREWALL}
+        ).status_code
+        == 409
+    )
+    broken = server.post(
+        "/profiles", Role.MAINTAINER, json={"team_id": 0, "name": "Broken", "syncml": "<Replace><CmdID>1"}
+    )
+    assert broken.status_code == 422 and broken.json()["error"]["message"]
+
+    assert [
+        p["name"] for p in server.get("/profiles", Role.OBSERVER, params={"team_id": 0}).json()["profiles"]
+    ] == ["Passcode"]
+    managed.session(server.client)
+    statuses = server.get(f"/hosts/{host}/profiles").json()["profiles"]
+    assert [(p["name"], p["status"]) for p in statuses] == [("Passcode", "verifying")]
+    managed.session(server.client)
+    assert server.get(f"/hosts/{host}/profiles").json()["profiles"][0]["status"] == "verified"
+    assert server.get(f"/profiles/{profile['id']}").json()["hosts"] == {"verified": 1}
+    assert [h["host_id"] for h in server.get(f"/profiles/{profile['id']}/hosts").json()["hosts"]] == [host]
+
+    assert server.delete(f"/profiles/{profile['id']}", Role.MAINTAINER).status_code == 204
+    assert server.get(f"/profiles/{profile['id']}").status_code == 404
+    types = [a["type"] for a in server.get("/activities").json()["activities"]]
+    assert "created_windows_profile" in types and "deleted_windows_profile" in types
+
+
+def test_profile_for_an_unknown_team_is_refused(server):
+    answer = server.post("/profiles", Role.MAINTAINER, json={"team_id": 77, "name": "X", "syncml": FIREWALL})
+    assert answer.status_code in (404, 422)
+    assert answer.json()["error"]["message"]
