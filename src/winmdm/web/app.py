@@ -8,9 +8,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from winmdm.runtime import Runtime
+from winmdm.web import agent_routes, enrollment_routes, management_routes, signin_routes, terms_routes
 from winmdm.web.api import create_api
 from winmdm.web.api.app import PREFIX as API_PREFIX
-from winmdm.web import agent_routes, enrollment_routes, management_routes, signin_routes, terms_routes
 
 
 async def health(request: Request) -> Response:
