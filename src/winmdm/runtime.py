@@ -20,6 +20,7 @@ from winmdm.idp.oidc import OIDCClient
 from winmdm.pki.ca import DeviceCA
 from winmdm.pki.tls import ensure_dev_tls
 from winmdm.protocol.provisioning import RenewalTerms
+from winmdm.services.activities import ActivityFeed
 from winmdm.services.agent import AgentService, load_or_create_key
 from winmdm.services.authentication import Authenticator
 from winmdm.services.bulk import EnrollmentSecrets
@@ -28,8 +29,10 @@ from winmdm.services.commands import CommandService
 from winmdm.services.deep_link import DeepLinks
 from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
+from winmdm.services.hosts import HostService
 from winmdm.services.management import ManagementService
 from winmdm.services.profiles import ProfileService
+from winmdm.services.teams import TeamService
 from winmdm.services.terms import TermsOfUse
 from winmdm.storage.database import create_engine_for, current_revision, migrate
 from winmdm.storage.protocols import Storage
@@ -67,6 +70,10 @@ class Runtime:
     profiles: ProfileService
     terms: TermsOfUse
     schema_revision: str | None
+    # The fleet (issue 6): hosts, teams, the activity feed.
+    hosts: HostService
+    teams: TeamService
+    activities: ActivityFeed
     # The sign-in page of MDM-only enrollment (web/signin_routes.py); oidc is None when not set up.
     enrollment_tokens: EnrollmentTokens | None = None
     deep_links: DeepLinks | None = None
@@ -133,7 +140,6 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         clock=clock,
         terms=terms,
         bulk=bulk,
-        clock=clock,
     )
     certificates = DeviceCertificates(storage=storage, ca=ca, clock=clock)
     agent = AgentService(storage, clock, load_or_create_key(config.data_dir), config.server_url)
@@ -160,6 +166,10 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         oidc=oidc,
         deep_links=DeepLinks(tokens=enrollment_tokens, endpoints=endpoints),
         bulk=bulk,
+        clock=clock,
+        hosts=HostService(storage, clock),
+        teams=TeamService(storage, clock, profiles=profiles),
+        activities=ActivityFeed(storage),
     )
 
 

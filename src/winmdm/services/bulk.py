@@ -55,20 +55,47 @@ class EnrollmentSecrets:
         self._clock = clock
         self._token = token
 
-    def create(self, team_id: int | None) -> NewSecret:
+    def create(self, team_id: int | None, *, actor: str | None = None) -> NewSecret:
+        """A new secret for the team (None: No team); the team's other secrets keep working."""
         with self._storage.transaction() as tx:
-            self._check_team(tx, team_id)
-            return self._create(tx, team_id)
+            name = self._check_team(tx, team_id)
+            created = self._create(tx, team_id)
+            self._record(tx, "created_enrollment_secret", actor, team_id, name, secret_id=created.record.id)
+            return created
 
-    def rotate(self, team_id: int | None) -> NewSecret:
+    def rotate(self, team_id: int | None, *, actor: str | None = None) -> NewSecret:
         """A new secret for the team; the team's previous secrets stop working now."""
         now = self._clock()
         with self._storage.transaction() as tx:
-            self._check_team(tx, team_id)
+            name = self._check_team(tx, team_id)
+            revoked = []
             for old in tx.enrollment_secrets.list(team_id):
-                if old.revoked_at is None:
-                    tx.enrollment_secrets.revoke(old.id, now)
-            return self._create(tx, team_id)
+                if old.revoked_at is None and tx.enrollment_secrets.revoke(old.id, now):
+                    revoked.append(old.id)
+            created = self._create(tx, team_id)
+            self._record(
+                tx,
+                "rotated_enrollment_secrets",
+                actor,
+                team_id,
+                name,
+                secret_id=created.record.id,
+                revoked_secret_ids=revoked,
+            )
+            return created
+
+    def revoke(self, team_id: int | None, secret_id: int, *, actor: str | None = None) -> bool:
+        """Stop one of the team's secrets; False when it was already revoked. NotFound when the
+        team has no secret with this id."""
+        now = self._clock()
+        with self._storage.transaction() as tx:
+            name = self._check_team(tx, team_id)
+            if not any(s.id == secret_id for s in tx.enrollment_secrets.list(team_id)):
+                raise NotFound(f'"{name}" has no enrollment secret with id {secret_id}')
+            if not tx.enrollment_secrets.revoke(secret_id, now):
+                return False
+            self._record(tx, "revoked_enrollment_secret", actor, team_id, name, secret_id=secret_id)
+            return True
 
     def list(self, team_id: int | None) -> list[EnrollmentSecret]:
         with self._storage.transaction() as tx:
@@ -95,10 +122,23 @@ class EnrollmentSecrets:
         record = tx.enrollment_secrets.create(team_id, secret_hash(secret), at=self._clock())
         return NewSecret(secret, record)
 
+    def _record(
+        self, tx: Transaction, type: str, actor: str | None, team_id: int | None, name: str, **details: object
+    ) -> None:
+        """An activity for an admin's change (design.md §1); `name` is the team's, or No team."""
+        tx.activities.add(
+            type, at=self._clock(), actor=actor, details={"team_id": team_id, "team_name": name, **details}
+        )
+
     @staticmethod
-    def _check_team(tx: Transaction, team_id: int | None) -> None:
-        if team_id is not None and tx.teams.get(team_id) is None:
+    def _check_team(tx: Transaction, team_id: int | None) -> str:
+        """The team's name ("No team" for None); NotFound for an unknown team."""
+        if team_id is None:
+            return "No team"
+        team = tx.teams.get(team_id)
+        if team is None:
             raise NotFound(f"no team with id {team_id}")
+        return team.name
 
 
 def wcd_customizations(

@@ -7,10 +7,12 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from winmdm.domain.management import Command, CommandKind, HostCommand
 from winmdm.errors import InvalidInput, NotFound
 from winmdm.protocol import syncml
+from winmdm.services.inventory import INVENTORY_GETS
 from winmdm.services.syncml_input import parse_admin_syncml
 from winmdm.storage.protocols import Storage
 
@@ -61,6 +63,12 @@ class CommandService:
             actor,
         )
 
+    def refetch(self, host_id: int, *, actor: str | None) -> Command:
+        """Read the host's inventory again: the Get of DevDetail/DevInfo the first session sends
+        (services/inventory.py), so the device's Results update the host as they did then."""
+        get = syncml.Get(cmd_id=1, items=tuple(syncml.Item(target=uri) for uri in INVENTORY_GETS))
+        return self._queue(CommandKind.INVENTORY, get, [host_id], actor, context={"refetch": True})
+
     def result(self, host_id: int, command_uuid: str) -> HostCommand:
         with self._storage.transaction() as tx:
             found = tx.commands.get(host_id, command_uuid)
@@ -77,7 +85,13 @@ class CommandService:
         return found
 
     def _queue(
-        self, kind: CommandKind, command: syncml.Command, host_ids: Sequence[int], actor: str | None
+        self,
+        kind: CommandKind,
+        command: syncml.Command,
+        host_ids: Sequence[int],
+        actor: str | None,
+        *,
+        context: dict[str, Any] | None = None,
     ) -> Command:
         if not host_ids:
             raise InvalidInput("choose at least one host", field="host_ids")
@@ -92,6 +106,7 @@ class CommandService:
                 at=now,
                 uuid=str(uuid.UUID(bytes=self._random(16), version=4)),
                 actor=actor,
+                context=context,
             )
             tx.commands.enqueue(created.id, list(host_ids), now)
             tx.activities.add(
