@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from winmdm.domain.admin import AdminTokenKind, Role
 from winmdm.domain.identity import EnrollmentKind
 from winmdm.domain.management import AgentStatus, CommandKind, CommandState, ProfileStatus
 from winmdm.domain.models import CertificateStatus, EnrollmentType, MDMStatus, TokenKind
@@ -358,4 +359,59 @@ enrollment_secrets = sa.Table(
     sa.Column("revoked_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("secret_hash"),
     sa.Index(None, "team_id"),
+)
+
+# --- administration (revision 0004) ------------------------------------------------------------
+
+admins = sa.Table(
+    "admins",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # Stored lower-case, so the unique constraint is case-insensitive on both backends.
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),  # argon2id, PHC string
+    sa.Column("role", StrEnumType(Role), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    _values_check("role", Role, "role"),
+    sa.UniqueConstraint("email"),
+)
+
+admin_tokens = sa.Table(
+    "admin_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("admin_id", sa.Integer, sa.ForeignKey("admins.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),  # hex SHA-256, never the token
+    sa.Column("kind", StrEnumType(AdminTokenKind), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    _values_check("kind", AdminTokenKind, "kind"),
+    sa.UniqueConstraint("token_hash"),
+    sa.Index(None, "admin_id"),
+)
+
+admin_login_failures = sa.Table(
+    "admin_login_failures",
+    metadata,
+    # In the database, not in memory: the sign-in limit holds across instances.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("client", sa.Text, nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "email", "at"),
+    sa.Index(None, "client", "at"),
+    sa.Index(None, "at"),
+)
+
+app_settings = sa.Table(
+    "app_settings",
+    metadata,
+    # One JSON value per setting ("windows_enabled_and_configured", ...): a new setting needs
+    # no migration. updated_at is NULL for the defaults revision 0004 inserted.
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=True),
 )
