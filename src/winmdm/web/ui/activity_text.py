@@ -1,0 +1,88 @@
+"""One line of words for each activity type (design.md §1 "activities"); an unknown type reads
+as its name with its details, so a new type written by a service still shows sensibly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from winmdm.domain.management import Activity
+
+
+def _host(d: Mapping[str, Any]) -> str:
+    name = d.get("host_display_name") or d.get("display_name")
+    serial = d.get("host_serial") or d.get("serial")
+    if name and serial:
+        return f"{name} ({serial})"
+    return str(name or serial or "a host")
+
+
+def _team(d: Mapping[str, Any]) -> str:
+    return str(d.get("team_name") or "No team")
+
+
+def _kind(d: Mapping[str, Any]) -> str:
+    kind = d.get("enrollment")
+    return f" ({kind})" if kind else ""
+
+
+def _setting(on: bool, what: str) -> Callable[[Mapping[str, Any]], str]:
+    return lambda d: f"{'Turned on' if on else 'Turned off'} {what}"
+
+
+_TEXT: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "fleet_enrolled": lambda d: f"{_host(d)} was added to winmdm",
+    "mdm_enrolled": lambda d: f"{_host(d)} turned on MDM{_kind(d)}",
+    "mdm_unenrolled": lambda d: f"{_host(d)} turned off MDM",
+    "deleted_host": lambda d: f"Deleted {_host(d)}",
+    "transferred_host": lambda d: (
+        f"Moved {_host(d)} from {d.get('previous_team_name') or 'No team'} to {_team(d)}"
+    ),
+    "created_team": lambda d: f"Created team {_team(d)}",
+    "edited_team": lambda d: f"Renamed team {d.get('previous_name')} to {_team(d)}",
+    "deleted_team": lambda d: f"Deleted team {_team(d)}",
+    "enabled_end_user_authentication": lambda d: f"Turned on end-user authentication for {_team(d)}",
+    "disabled_end_user_authentication": lambda d: f"Turned off end-user authentication for {_team(d)}",
+    "created_windows_profile": lambda d: f"Added profile {d.get('profile_name')}",
+    "deleted_windows_profile": lambda d: f"Deleted profile {d.get('profile_name')}",
+    "agent_package_set": lambda d: (
+        f"Set the agent package {d.get('product_code')} version {d.get('version')}"
+    ),
+    "created_enrollment_secret": lambda d: f"Created an enrollment secret for {_team(d)}",
+    "rotated_enrollment_secrets": lambda d: f"Rotated the enrollment secrets of {_team(d)}",
+    "revoked_enrollment_secret": lambda d: f"Revoked an enrollment secret of {_team(d)}",
+    "enabled_windows_mdm": _setting(True, "Windows MDM"),
+    "disabled_windows_mdm": _setting(False, "Windows MDM"),
+    "enabled_windows_mdm_migration": _setting(True, "migration of hosts from another MDM solution"),
+    "disabled_windows_mdm_migration": _setting(False, "migration of hosts from another MDM solution"),
+    "enabled_windows_mdm_manual_enrollment": lambda d: "Set the end user experience to Manual",
+    "disabled_windows_mdm_manual_enrollment": lambda d: "Set the end user experience to Automatic",
+}
+
+_COMMANDS = {
+    "reboot": "a reboot",
+    "wipe": "a wipe",
+    "wipe_protected": "a protected wipe",
+    "unenroll": "an unenroll",
+    "inventory": "a refetch",
+    "raw": "a SyncML command",
+}
+
+
+def describe_activity(activity: Activity) -> str:
+    details = activity.details or {}
+    text = _TEXT.get(activity.type)
+    if text is not None:
+        try:
+            return text(details)
+        except Exception:  # a malformed old record still gets a line
+            pass
+    if activity.type.startswith("command_"):
+        kind = activity.type.removeprefix("command_")
+        hosts = details.get("host_ids") or []
+        count = len(hosts) if isinstance(hosts, list) else 0
+        target = "1 host" if count == 1 else f"{count} hosts"
+        return f"Sent {_COMMANDS.get(kind, kind.replace('_', ' '))} to {target}"
+    words = activity.type.replace("_", " ").capitalize()
+    shown = ", ".join(f"{k}: {v}" for k, v in list(details.items())[:4])
+    return f"{words} ({shown})" if shown else words

@@ -1,0 +1,152 @@
+"""What every admin page shares: the signed-in admin, the CSRF check on every POST, the role a
+POST needs (checked here, whatever the page showed), and the answer for errors the services raise.
+
+Handlers are plain functions of a `Page`; they run in a worker thread because the services are
+synchronous (SQLAlchemy), as the REST API's endpoints do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from winmdm.domain.admin import Principal, Role
+from winmdm.errors import (
+    AuthenticationFailed,
+    AuthorizationFailed,
+    HostileInput,
+    MalformedMessage,
+    NotFound,
+    WinMDMError,
+)
+from winmdm.runtime import Runtime
+from winmdm.web.ui import render
+from winmdm.web.ui.forms import FORM_LIMIT, Form, read_form
+from winmdm.web.ui.session import CSRF_FIELD, CSRF_REFUSED, csrf_matches, csrf_token, session_token
+
+log = logging.getLogger("winmdm.ui")
+
+Handler = Callable[["Page"], Response]
+
+NAV = (
+    ("dashboard", "Dashboard", "/"),
+    ("hosts", "Hosts", "/hosts"),
+    ("teams", "Teams", "/teams"),
+    ("profiles", "Profiles", "/profiles"),
+    ("activities", "Activities", "/activities"),
+    ("settings", "Settings", "/settings/mdm/windows"),
+)
+
+
+def forbidden_text(principal: Principal, needed: Role) -> str:
+    """The API's 403 message (web/api/auth.py), word for word."""
+    from winmdm.web.api.auth import forbidden_message
+
+    return forbidden_message(principal.admin.role, needed)
+
+
+@dataclass
+class Page:
+    request: Request
+    runtime: Runtime
+    principal: Principal
+    csrf: str
+    section: str
+    form: Form = field(default_factory=Form)
+
+    @property
+    def admin(self):
+        return self.principal.admin
+
+    @property
+    def actor(self) -> str:
+        return self.principal.admin.email
+
+    def can(self, role: Role | str) -> bool:
+        return self.principal.admin.role.allows(Role(role))
+
+    def query(self, name: str, default: str = "") -> str:
+        return self.request.query_params.get(name, default)
+
+    def render(self, template: str, *, status: int = 200, **context: Any) -> Response:
+        notice = render.read_notice(self.request.cookies)
+        values = {
+            "page": self,
+            "nav": NAV,
+            "section": self.section,
+            "organization": self.runtime.config.organization,
+            "csrf_field": CSRF_FIELD,
+            "notice": notice,
+            **context,
+        }
+        response = render.html(template, values, status=status)
+        if notice is not None:
+            render.take_notice(self.request.cookies, response)
+        return response
+
+    def error(self, status: int, title: str, message: str) -> Response:
+        return self.render("error.html", status=status, title=title, message=message, back=self.back())
+
+    def back(self) -> str:
+        """The page the form was on (same site only), for the link on an error page."""
+        referer = urlsplit(self.request.headers.get("referer", ""))
+        if referer.netloc and referer.netloc != self.request.url.netloc:
+            return "/"
+        path = referer.path or "/"
+        return path + (f"?{referer.query}" if referer.query else "") if path.startswith("/") else "/"
+
+
+def admin_page(
+    section: str, *, needs: Role | None = None, limit: int = FORM_LIMIT
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Wraps a handler: signed in or off to /login; POSTs carry the session's CSRF token and
+    need `needs` (every GET is open to every role: observers read everything)."""
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            runtime: Runtime = request.app.state.runtime
+            token = session_token(request.cookies)
+            principal = None
+            if token is not None:
+                try:
+                    principal = await run_in_threadpool(runtime.accounts.authenticate, token)
+                except AuthenticationFailed:
+                    principal = None
+            if principal is None or token is None:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                notice = None if token is None else "Your session has ended. Sign in again."
+                return render.redirect("/login?next=" + quote(target, safe="/"), notice=notice)
+            page = Page(request, runtime, principal, csrf_token(runtime, token), section)
+            if request.method == "POST":
+                try:
+                    page.form = await read_form(request, limit)
+                except HostileInput:
+                    return page.error(413, "The upload is too large", f"The limit is {limit} bytes.")
+                except MalformedMessage as exc:
+                    return page.error(400, "The form can't be read", exc.message)
+                if not csrf_matches(page.csrf, page.form.get(CSRF_FIELD)):
+                    log.warning("UI: POST %s without a valid CSRF token refused", request.url.path)
+                    return page.error(403, "This form can't be accepted", CSRF_REFUSED)
+                if needs is not None and not principal.allows(needs):
+                    return page.error(403, "You can't do this", forbidden_text(principal, needs))
+            try:
+                return await run_in_threadpool(handler, page)
+            except NotFound as exc:
+                return page.error(404, "Not found", exc.message)
+            except AuthorizationFailed as exc:
+                return page.error(403, "You can't do this", exc.message)
+            except WinMDMError as exc:
+                return page.error(400, "That didn't work", exc.message)
+
+        endpoint.__name__ = handler.__name__
+        endpoint.__doc__ = handler.__doc__
+        return endpoint
+
+    return wrap
