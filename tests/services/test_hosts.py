@@ -11,7 +11,7 @@ from tests.services.conftest import SERVER, TENANT
 from tests.storage.test_contract import new_host
 from tests.support.device import WindowsDevice
 from tests.support.omadm import ManagedDevice
-from winmdm.domain.fleet import HostFilter, HostMDMStatus, TeamScope
+from winmdm.domain.fleet import HostFilter, HostMDMStatus, TeamScope, host_mdm_status, stored_states
 from winmdm.domain.identity import EnrollmentKind
 from winmdm.domain.management import CommandKind, CommandState
 from winmdm.domain.models import MDMStatus
@@ -64,6 +64,52 @@ def make_team(runtime: Runtime, name: str) -> int:
 def activities(runtime: Runtime, type: str) -> list:
     with runtime.storage.transaction() as tx:
         return [a for a in reversed(tx.activities.list(limit=1000)) if a.type == type]
+
+
+# --- the status rule -------------------------------------------------------------------------
+
+STATUS_RULE = [
+    (
+        ON,
+        MANUAL,
+        HostMDMStatus.ON_MANUAL,
+        "On (manual)",
+        "MDM was turned on manually. End users can turn MDM off.",
+    ),
+    (
+        ON,
+        AUTOMATIC,
+        HostMDMStatus.ON_AUTOMATIC,
+        "On (automatic)",
+        "MDM was turned on automatically. End users can't turn MDM off.",
+    ),
+    (
+        ON,
+        None,
+        HostMDMStatus.ON_AUTOMATIC,
+        "On (automatic)",
+        "MDM was turned on automatically. End users can't turn MDM off.",
+    ),
+    *((PENDING, kind, HostMDMStatus.PENDING, "Pending", None) for kind in (MANUAL, AUTOMATIC, None)),
+    *((OFF, kind, HostMDMStatus.OFF, "Off", None) for kind in (MANUAL, AUTOMATIC, None)),
+]
+
+
+@pytest.mark.parametrize(("stored", "kind", "status", "label", "tooltip"), STATUS_RULE)
+def test_status_rule(stored, kind, status, label, tooltip) -> None:
+    assert host_mdm_status(stored, kind) is status
+    assert host_mdm_status(stored.value, None if kind is None else kind.value) is status
+    assert status.label == label
+    if tooltip is not None:
+        assert status.tooltip == tooltip
+    assert status.tooltip.endswith(".")
+    # Storage's status filter is built from the same rule.
+    assert (stored, kind) in stored_states(status)
+
+
+def test_stored_states_cover_every_pair_once() -> None:
+    pairs = [pair for status in HostMDMStatus for pair in stored_states(status)]
+    assert len(pairs) == len(set(pairs)) == len(MDMStatus) * (len(EnrollmentKind) + 1)
 
 
 # --- detail ----------------------------------------------------------------------------------
