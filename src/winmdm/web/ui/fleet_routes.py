@@ -182,9 +182,7 @@ def transfer(page: Page) -> Response:
 def refetch(page: Page) -> Response:
     host_id = _host_id(page)
     page.runtime.commands.refetch(host_id, actor=page.actor)
-    return render.redirect(
-        f"/hosts/{host_id}", notice="Refetch queued for the host's next check-in."
-    )
+    return render.redirect(f"/hosts/{host_id}", notice="Refetch queued for the host's next check-in.")
 
 
 @admin_page("hosts", needs=Role.MAINTAINER)
