@@ -66,6 +66,12 @@ SETTINGS: tuple[Setting, ...] = (
         "false",
         "No team requires end-user authentication: the Entra terms page also signs in with the OIDC IdP.",
     ),
+    Setting("license_key", "(none: Free)", "Premium license key (a signed JWT); without a valid one, Free."),
+    Setting(
+        "license_public_key_file",
+        "(the key shipped in winmdm)",
+        "PEM EC P-256 public key that license keys are checked with.",
+    ),
 )
 _KEYS = {s.key for s in SETTINGS}
 
@@ -95,6 +101,8 @@ class Config:
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
     end_user_auth: bool = False
+    license_key: str | None = None
+    license_public_key_file: Path | None = None
 
 
 def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Config:
@@ -160,6 +168,8 @@ def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Conf
         client_cert_header=_header_name(str(get("client_cert_header", "X-SSL-Client-Cert"))),
         **(oidc := _oidc(get("oidc_issuer"), get("oidc_client_id"), get("oidc_client_secret"))),
         end_user_auth=_end_user_auth(get("end_user_auth", False), oidc["oidc_issuer"] is not None),
+        license_key=str(get("license_key", "")).strip() or None,
+        license_public_key_file=_path(get("license_public_key_file"), "license_public_key_file"),
     )
 
 

@@ -105,6 +105,7 @@ VALUES = {
     "oidc_client_id": "winmdm",
     "oidc_client_secret": "s3cret",
     "end_user_auth": "true",
+    "license_key": "eyJhbGciOiJFUzI1NiJ9.e30.c2ln",
 }
 
 
@@ -112,7 +113,10 @@ def every_value(tmp_path: Path) -> dict[str, str]:
     cert, key = tmp_path / "server.crt", tmp_path / "server.key"
     cert.write_text("cert")
     key.write_text("key")
+    license_public_key = tmp_path / "license.pem"
+    license_public_key.write_text("key")
     values = dict(VALUES, data_dir=str(tmp_path / "data"), tls_cert=str(cert), tls_key=str(key))
+    values["license_public_key_file"] = str(license_public_key)
     assert set(values) == {s.key for s in SETTINGS}, "the test must cover every setting"
     return values
 
@@ -143,6 +147,8 @@ def test_environment_and_toml_give_the_same_config(tmp_path: Path) -> None:
     assert from_env.client_cert_header == "X-Client-Cert"
     assert (from_env.oidc_issuer, from_env.oidc_client_id) == ("https://corp.okta.example", "winmdm")
     assert from_env.end_user_auth is True
+    assert from_env.license_key == "eyJhbGciOiJFUzI1NiJ9.e30.c2ln"
+    assert from_env.license_public_key_file == tmp_path / "license.pem"
 
 
 def test_toml_native_types(tmp_path: Path) -> None:
