@@ -59,7 +59,7 @@ _TOOLTIPS = {
     HostMDMStatus.ON_AUTOMATIC: "MDM was turned on automatically. End users can't turn MDM off.",
     HostMDMStatus.ON_MANUAL: "MDM was turned on manually. End users can turn MDM off.",
     HostMDMStatus.OFF: "MDM is off: the host was unenrolled or never enrolled. It must enroll to be managed.",
-    HostMDMStatus.PENDING: ("The host enrolled. MDM turns on when its first management session completes."),
+    HostMDMStatus.PENDING: "The host enrolled. MDM turns on when its first management session completes.",
 }
 
 
