@@ -8,7 +8,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from winmdm.runtime import Runtime
-from winmdm.web import agent_routes, enrollment_routes, management_routes, signin_routes, terms_routes
+from winmdm.web import agent_routes, enrollment_routes, management_routes, signin_routes, terms_routes, ui
 from winmdm.web.api import create_api
 from winmdm.web.api.app import PREFIX as API_PREFIX
 
@@ -31,6 +31,7 @@ def create_app(runtime: Runtime) -> Starlette:
             *signin_routes.routes(),
             *terms_routes.routes(),
             Mount(API_PREFIX, app=create_api(runtime)),
+            *ui.routes(),  # the admin pages and the end-user enrollment page
         ],
         exception_handlers={500: _server_error},
     )
