@@ -20,6 +20,7 @@ from winmdm.idp.oidc import OIDCClient
 from winmdm.pki.ca import DeviceCA
 from winmdm.pki.tls import ensure_dev_tls
 from winmdm.protocol.provisioning import RenewalTerms
+from winmdm.services.accounts import AdminAccounts
 from winmdm.services.activities import ActivityFeed
 from winmdm.services.agent import AgentService, load_or_create_key
 from winmdm.services.authentication import Authenticator
@@ -30,8 +31,10 @@ from winmdm.services.deep_link import DeepLinks
 from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
 from winmdm.services.hosts import HostService
+from winmdm.services.license import License, load_license, public_key_from_file
 from winmdm.services.management import ManagementService
 from winmdm.services.profiles import ProfileService
+from winmdm.services.settings import SettingsService
 from winmdm.services.teams import TeamService
 from winmdm.services.terms import TermsOfUse
 from winmdm.storage.database import create_engine_for, current_revision, migrate
@@ -74,6 +77,10 @@ class Runtime:
     hosts: HostService
     teams: TeamService
     activities: ActivityFeed
+    # Administration: admin accounts and tokens, the mdm.* settings, the license (Free/Premium).
+    accounts: AdminAccounts
+    settings: SettingsService
+    license: License
     # The sign-in page of MDM-only enrollment (web/signin_routes.py); oidc is None when not set up.
     enrollment_tokens: EnrollmentTokens | None = None
     deep_links: DeepLinks | None = None
@@ -121,12 +128,22 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         certificate_lifetime=timedelta(days=config.certificate_days),
         renewal=RenewalTerms(renew_period_days=config.renewal_days),
     )
+    license = load_license(config.license_key, public_key_from_file(config.license_public_key_file), now)
+    # No team's end-user authentication: WINMDM_END_USER_AUTH until an admin sets it.
+    mdm_settings = SettingsService(
+        storage,
+        clock,
+        license,
+        end_user_authentication_default=config.end_user_auth,
+        sign_in_configured=oidc is not None,
+    )
     # The ToU blob key is derived from the download-link key (services/terms.py says why).
     terms = TermsOfUse(
         verifier,
         clock,
         load_or_create_key(config.data_dir),
-        end_user_auth=config.end_user_auth and oidc is not None,
+        # Read at each request: an admin may change it while the server runs.
+        end_user_auth=(lambda: mdm_settings.end_user_authentication()) if oidc is not None else False,
     )
     bulk = EnrollmentSecrets(storage=storage, clock=clock)
     enrollment = EnrollmentService(
@@ -140,6 +157,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         clock=clock,
         terms=terms,
         bulk=bulk,
+        mdm_settings=mdm_settings,
     )
     certificates = DeviceCertificates(storage=storage, ca=ca, clock=clock)
     agent = AgentService(storage, clock, load_or_create_key(config.data_dir), config.server_url)
@@ -170,6 +188,9 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         hosts=HostService(storage, clock),
         teams=TeamService(storage, clock, profiles=profiles),
         activities=ActivityFeed(storage),
+        accounts=AdminAccounts(storage, clock),
+        settings=mdm_settings,
+        license=license,
     )
 
 

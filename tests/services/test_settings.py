@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.services.conftest import SERVER, TENANT
+from tests.support.device import EnrollmentRefused, WindowsDevice
 from winmdm.domain.admin import Admin, AdminTokenKind, Principal, Role
 from winmdm.errors import AuthorizationFailed, InvalidInput, PremiumRequired
+from winmdm.protocol import namespaces as ns
+from winmdm.protocol import soap, wstep
+from winmdm.protocol.discovery import AuthPolicy, DiscoverRequest
 from winmdm.services.license import FREE, License, Tier
 from winmdm.services.settings import (
     MESSAGE_END_USER_AUTH_NEEDS_SIGN_IN,
@@ -17,6 +26,7 @@ from winmdm.services.settings import (
     MESSAGE_NOT_BOOLEAN,
     MESSAGE_PREMIUM_REQUIRED,
     MESSAGE_UNKNOWN_SETTING,
+    MESSAGE_WINDOWS_MDM_OFF,
     MDMSettings,
     SettingsService,
 )
@@ -210,3 +220,146 @@ def test_only_admins_change_settings(storage, role: Role) -> None:
     with pytest.raises(AuthorizationFailed):
         service(storage).update({"windows_enabled_and_configured": False}, principal(role))
     assert service(storage).get().windows_enabled_and_configured is True
+
+
+# --- effects: Windows MDM off (over HTTP, as Windows sees it) ---------------------------------
+
+
+def _discover_request() -> DiscoverRequest:
+    return DiscoverRequest(
+        None,
+        None,
+        "alice@corp.example",
+        Decimal("5.0"),
+        "CIMClient_Windows",
+        None,
+        "48",
+        (AuthPolicy.FEDERATED,),
+    )
+
+
+DISCOVERY = SERVER + "/EnrollmentServer/Discovery.svc"
+
+
+def _refusal(refused: pytest.ExceptionInfo[EnrollmentRefused]) -> tuple[str, str, str | None]:
+    fault = refused.value.fault
+    return fault.subcode, fault.reason, fault.detail_type
+
+
+def test_windows_mdm_off_refuses_discovery_policies_and_enrollment_but_renews(runtime, client, token) -> None:
+    """Devices already enrolled keep renewing; nothing new discovers or enrolls until it is on."""
+    enrolled = WindowsDevice()
+    enrolled.enroll(client, DISCOVERY, email="alice@corp.example", token=token())
+    assert runtime.settings.get().windows_enabled_and_configured is True
+    runtime.settings.update({"windows_enabled_and_configured": False}, "admin@corp.example")
+    refused_as = ("s:Authorization", MESSAGE_WINDOWS_MDM_OFF, "CustomServerError")
+
+    newcomer = WindowsDevice()
+    with pytest.raises(EnrollmentRefused) as refused:
+        newcomer.discover(client, DISCOVERY, email="bob@corp.example")
+    assert _refusal(refused) == refused_as
+    assert "Contact your IT administrator" in refused.value.fault.reason
+    security = soap.Security(
+        tokens=(soap.BinarySecurityToken(ns.VALUE_TYPE_JWT, token(upn="bob@corp.example").encode()),)
+    )
+    enrollment_url = enrolled.enrolled.enrollment_url
+    with pytest.raises(EnrollmentRefused) as refused:
+        newcomer.get_policies(client, enrollment_url, security)
+    assert _refusal(refused) == refused_as
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    rst = wstep.build_rst(
+        message_id=f"urn:uuid:{uuid.uuid4()}",
+        to=enrollment_url,
+        security=security,
+        request=newcomer.csr(key, hashes.SHA256()),
+        context=newcomer.context(),
+    )
+    with pytest.raises(EnrollmentRefused) as refused:
+        newcomer._post(client, enrollment_url, rst)
+    assert _refusal(refused) == refused_as
+
+    renewed = enrolled.renew(client)
+    assert renewed.serial_number != 0
+
+    runtime.settings.update({"windows_enabled_and_configured": True}, "admin@corp.example")
+    newcomer.enroll(client, DISCOVERY, email="bob@corp.example", token=token(upn="bob@corp.example"))
+    with runtime.storage.transaction() as tx:
+        assert [a.type for a in tx.activities.list() if "windows_mdm" in a.type] == [
+            "enabled_windows_mdm",
+            "disabled_windows_mdm",
+        ]
+
+
+def test_enrollment_service_without_settings_is_always_on(service) -> None:
+
+    request = _discover_request()
+    assert service.discover(request).enrollment_url.startswith(SERVER)
+
+
+def test_the_enrollment_service_reads_the_setting_at_each_request(storage, device_ca, entra, clock) -> None:
+    from winmdm.idp.entra import EntraVerifier
+    from winmdm.idp.jwks import JWKSCache
+    from winmdm.services.authentication import Authenticator
+    from winmdm.services.endpoints import Endpoints
+    from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
+
+    settings = service(storage)
+    enrollment = EnrollmentService(
+        storage=storage,
+        ca=device_ca,
+        authenticator=Authenticator(EntraVerifier([TENANT], [SERVER], JWKSCache(entra.jwks_url))),
+        endpoints=Endpoints.from_server_url(SERVER),
+        settings=EnrollmentSettings(),
+        clock=clock,
+        mdm_settings=settings,
+    )
+    request = _discover_request()
+    enrollment.discover(request)
+    settings.update({"windows_enabled_and_configured": False}, None)
+    with pytest.raises(AuthorizationFailed) as refused:
+        enrollment.discover(request)
+    assert refused.value.message == MESSAGE_WINDOWS_MDM_OFF
+    assert refused.value.detail_type == "CustomServerError"
+    with pytest.raises(AuthorizationFailed):
+        enrollment.policy_terms(soap.Security())
+
+
+# --- effects: No team's end-user authentication on the Entra terms page -----------------------
+
+
+def test_the_terms_page_follows_no_teams_setting_at_each_request(storage, entra, clock, token) -> None:
+    from winmdm.idp.entra import EntraVerifier
+    from winmdm.idp.jwks import JWKSCache
+    from winmdm.services.terms import Outcome, TermsOfUse
+
+    settings = service(storage, end_user_authentication_default=False)
+    terms = TermsOfUse(
+        EntraVerifier([TENANT], [SERVER], JWKSCache(entra.jwks_url)),
+        clock,
+        b"k" * 32,
+        end_user_auth=settings.end_user_authentication,
+    )
+    request = {
+        "redirect_uri": "ms-appx-web://Microsoft.AAD.BrokerPlugin/ToUResponse",
+        "client-request-id": str(uuid.uuid4()),
+        "api-version": "1.0",
+    }
+    shown = terms.check(f"Bearer {token()}", request)
+    assert terms.end_user_auth is False and shown.outcome is Outcome.SHOW
+    settings.update({"end_user_authentication": True}, principal())
+    assert terms.end_user_auth is True
+    assert terms.check(f"Bearer {token()}", request).outcome is Outcome.SIGN_IN
+    # A page shown before the change cannot be accepted without the sign-in now.
+    answered = terms.answer({"state": shown.prompt.state, "answer": "accept"})
+    assert answered.outcome is Outcome.REDIRECT and "error=unauthorized_client" in answered.location
+    settings.update({"end_user_authentication": False}, principal())
+    assert terms.check(f"Bearer {token()}", request).outcome is Outcome.SHOW
+
+
+def test_the_server_wires_the_settings_into_terms_and_enrollment(runtime) -> None:
+    """Without an OIDC provider the terms page never asks for the sign-in, whatever is stored."""
+    assert runtime.settings.get() == MDMSettings()
+    assert runtime.license.tier is Tier.FREE and runtime.license.warning is None
+    assert runtime.terms.end_user_auth is False
+    with pytest.raises(InvalidInput, match="WINMDM_OIDC_ISSUER"):
+        runtime.settings.update({"end_user_authentication": True}, None)

@@ -50,6 +50,7 @@ from winmdm.services.bulk import EnrollmentSecrets, is_bulk_upn
 from winmdm.services.deep_link import LINK_TOKEN_PARAMETER
 from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment_kind import enrollment_kind
+from winmdm.services.settings import MESSAGE_WINDOWS_MDM_OFF, SettingsService
 from winmdm.services.terms import TermsOfUse
 from winmdm.storage.protocols import Storage, Transaction
 
@@ -98,8 +99,12 @@ class EnrollmentService:
         serial_source: Callable[[], int] = random_serial,
         bulk: EnrollmentSecrets | None = None,
         terms: TermsOfUse | None = None,
+        mdm_settings: SettingsService | None = None,
     ) -> None:
+        """`mdm_settings`: the admins' settings (mdm.windows_enabled_and_configured); without
+        it, Windows MDM is always on."""
         self._bulk = bulk or EnrollmentSecrets(storage=storage, clock=clock)
+        self._mdm_settings = mdm_settings
         self._terms = terms
         self._storage = storage
         self._ca = ca
@@ -118,6 +123,7 @@ class EnrollmentService:
 
         Entra sends its token whatever policy discovery named (protocol.md decision 3).
         """
+        self._require_windows_mdm()
         offered = request.auth_policies
         if is_bulk_upn(request.email) and AuthPolicy.ON_PREMISE in offered:
             policy, auth_url = AuthPolicy.ON_PREMISE, None  # a provisioning package (bulk enrollment)
@@ -145,6 +151,7 @@ class EnrollmentService:
     # -- policy (MS-XCEP, MS-MDE2 §3.3) -----------------------------------------------------
     def policy_terms(self, security: Security) -> PolicyTerms:
         """The caller must hold the credential it will enroll with (not consumed here)."""
+        self._require_windows_mdm()
         self._identify(security, self._clock())
         lifetime = int(self._settings.certificate_lifetime.total_seconds())
         renewal_days = self._settings.renewal.renew_period_days if self._settings.renewal else 0
@@ -163,6 +170,7 @@ class EnrollmentService:
         return self.enroll(rst).document
 
     def enroll(self, rst: RequestSecurityToken) -> EnrollmentOutcome:
+        self._require_windows_mdm()
         now = self._clock()
         identity, team_id = self._identify(rst.security, now)
         ctx = rst.context
@@ -391,6 +399,12 @@ class EnrollmentService:
         return RenewalOutcome(document, record)
 
     # -- helpers -----------------------------------------------------------------------------
+    def _require_windows_mdm(self) -> None:
+        """Refuse while an admin has turned Windows MDM off (renewals are not asked: devices
+        already enrolled keep their certificates). CustomServerError: Windows shows the text."""
+        if self._mdm_settings is not None and not self._mdm_settings.windows_enabled():
+            raise AuthorizationFailed(MESSAGE_WINDOWS_MDM_OFF, detail_type="CustomServerError")
+
     def _issue(self, public_key: rsa.RSAPublicKey, subject: str, now: datetime):
         return self._ca.issue_client_certificate(
             public_key,

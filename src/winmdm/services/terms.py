@@ -223,12 +223,14 @@ class TermsOfUse:
         *,
         blob_lifetime: timedelta = BLOB_LIFETIME,
         page_lifetime: timedelta = PAGE_LIFETIME,
-        end_user_auth: bool = False,
+        end_user_auth: bool | Callable[[], bool] = False,
         sign_in_lifetime: timedelta = SIGN_IN_LIFETIME,
     ) -> None:
         """``verifier`` is None when Entra is not configured: every request is then refused.
 
         ``end_user_auth``: the user also signs in with the OIDC identity provider before Accept.
+        A callable is asked at each request (No team's setting, which an admin may change while
+        the server runs: services/settings.py).
         """
         if len(signing_key) < 32:
             raise ValueError("the terms-of-use signing key must be at least 32 bytes")
@@ -244,7 +246,8 @@ class TermsOfUse:
 
     @property
     def end_user_auth(self) -> bool:
-        return self._end_user_auth
+        setting = self._end_user_auth
+        return bool(setting()) if callable(setting) else setting
 
     # -- GET: the request from Windows ------------------------------------------------------------
 
@@ -340,7 +343,7 @@ class TermsOfUse:
             "tid": identity.tenant_id,
             "exp": int((now + self._page_lifetime).timestamp()),
         }
-        if self._end_user_auth:
+        if self.end_user_auth:
             pending = _seal(self._state_key, {**page, "k": _PENDING_KIND})
             return Decision(Outcome.SIGN_IN, state=pending, login_hint=user)
         state = _seal(self._state_key, page)
@@ -455,7 +458,7 @@ class TermsOfUse:
                 crid,
             )
         end_user = state.get("eu")
-        if self._end_user_auth and not end_user:
+        if not end_user and self.end_user_auth:
             return _error(
                 redirect_uri,
                 ErrorCode.UNAUTHORIZED_CLIENT,
