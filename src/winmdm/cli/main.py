@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from winmdm import __version__
+from winmdm.cli.admin import COMMANDS as ADMIN_COMMANDS
 from winmdm.cli.enrollment import COMMANDS as ENROLLMENT_COMMANDS
 from winmdm.cli.enrollment import EXIT_CONFIG, EXIT_FAILURE, EXIT_INVALID
 from winmdm.config import SETTINGS, load_config
@@ -63,6 +64,12 @@ def _welcome(runtime) -> None:
     console.print(f"winmdm {__version__}", style="bold", end="")
     console.print(f" ({first} {cfg.data_dir})")
     console.print(f"  database      {_safe_url(cfg.database_url)} (schema {runtime.schema_revision})")
+    _license_lines(console, runtime.license)
+    if not runtime.accounts.list_admins():
+        console.print(
+            "  admins        none yet: make the first with  winmdm admin create --email EMAIL  "
+            "(same settings as this server)"
+        )
     console.print(f"  device CA     {runtime.ca_path}")
     console.print(f"  listening on  https://{cfg.listen_host}:{cfg.listen_port}")
     console.print(f"  discovery URL {ep.discovery}")
@@ -86,6 +93,17 @@ def _welcome(runtime) -> None:
     )
 
 
+def _license_lines(console: Console, license) -> None:
+    if license.premium:
+        who = f" for {license.organization}" if license.organization else ""
+        until = f", until {license.expires_at:%Y-%m-%d}" if license.expires_at else ""
+        console.print(f"  license       Premium{who}{until}")
+    else:
+        console.print("  license       Free")
+    if license.warning:
+        console.print(f"  warning       {license.warning}")
+
+
 def _safe_url(url: str) -> str:
     """The database URL without its password (and no invented one when it has none)."""
     import sqlalchemy as sa
@@ -99,6 +117,9 @@ def _safe_url(url: str) -> str:
 
 
 for _command in ENROLLMENT_COMMANDS:
+    cli.add_command(_command)
+# On the server's database: they work before anyone can sign in.
+for _command in ADMIN_COMMANDS:
     cli.add_command(_command)
 
 

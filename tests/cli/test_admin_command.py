@@ -1,0 +1,158 @@
+"""The real `winmdm admin create|list|delete`, run as an admin runs it on the server (before the
+server ever started, too); the accounts are then used the way the server uses them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import winmdm_command
+from winmdm.config import load_config
+from winmdm.domain.admin import Role
+from winmdm.errors import AuthenticationFailed
+from winmdm.runtime import build
+
+TIMEOUT = 60
+PASSWORD = "correct horse battery"
+
+
+class Admins:
+    def __init__(self, tmp_path: Path) -> None:
+        self.cwd = tmp_path
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("WINMDM_")}
+        self.env.update(WINMDM_DATA_DIR=str(tmp_path / "data"), WINMDM_SERVER_URL="https://mdm.example.test")
+
+    def run(
+        self, *args: str, stdin: str | None = None, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*winmdm_command(), "admin", *args],
+            env=env or self.env,
+            cwd=self.cwd,
+            input=stdin if stdin is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+
+    def ok(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        result = self.run(*args, stdin=stdin)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+        return result
+
+    def refused(self, code: int, *args: str, stdin: str | None = None) -> str:
+        result = self.run(*args, stdin=stdin)
+        assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("winmdm: "), result.stderr
+        return lines[0]
+
+
+@pytest.fixture
+def admins(tmp_path: Path) -> Admins:
+    return Admins(tmp_path)
+
+
+def test_create_list_and_sign_in_with_the_account(admins: Admins) -> None:
+    made = admins.ok("create", "--email", "Alice@Corp.Example", "--password", PASSWORD)
+    assert made.stdout.strip() == "Created admin alice@corp.example (id 1); they can sign in now."
+    assert "database had no winmdm tables" in made.stderr  # the server never ran here yet
+    second = admins.ok(
+        "create",
+        "--email",
+        "bob@corp.example",
+        "--role",
+        "observer",
+        "--password",
+        "-",
+        "--json",
+        stdin=PASSWORD + "\n",
+    )
+    assert json.loads(second.stdout) | {"created_at": None} == {
+        "id": 2,
+        "email": "bob@corp.example",
+        "role": "observer",
+        "created_at": None,
+    }
+    assert second.stderr == ""  # the database was there now
+    listed = json.loads(admins.ok("list", "--json").stdout)["admins"]
+    assert [(a["email"], a["role"]) for a in listed] == [
+        ("alice@corp.example", "admin"),
+        ("bob@corp.example", "observer"),
+    ]
+    text = admins.ok("list").stdout
+    assert "alice@corp.example" in text and "observer" in text and "EMAIL" in text
+
+    # The server started on the same settings finds the accounts; the passwords work.
+    runtime = build(load_config(admins.env), with_tls=False)
+    try:
+        assert runtime.accounts.login("alice@corp.example", PASSWORD, "127.0.0.1").admin.role is Role.ADMIN
+        assert runtime.accounts.login("bob@corp.example", PASSWORD, "127.0.0.1").admin.role is Role.OBSERVER
+        with runtime.storage.transaction() as tx:
+            created = [a for a in tx.activities.list() if a.type == "created_admin"]
+        assert [a.details["email"] for a in reversed(created)] == ["alice@corp.example", "bob@corp.example"]
+    finally:
+        runtime.close()
+
+
+def test_password_omitted_reads_one_line_from_a_pipe(admins: Admins) -> None:
+    admins.ok("create", "--email", "alice@corp.example", stdin=PASSWORD + "\r\n")
+    runtime = build(load_config(admins.env), with_tls=False)
+    try:
+        runtime.accounts.login("alice@corp.example", PASSWORD, None)
+    finally:
+        runtime.close()
+    message = admins.refused(4, "create", "--email", "bob@corp.example", stdin="")
+    assert "no password on standard input" in message
+
+
+def test_refusals_are_one_line_with_an_exit_code(admins: Admins) -> None:
+    short = admins.refused(4, "create", "--email", "alice@corp.example", "--password", "too short")
+    assert "at least 12 characters" in short
+    assert "name@example.com" in admins.refused(4, "create", "--email", "alice", "--password", PASSWORD)
+    assert "--role" in admins.refused(
+        4, "create", "--email", "a@corp.example", "--password", PASSWORD, "--role", "root"
+    )
+    assert "--email" in admins.refused(4, "create", "--password", PASSWORD)
+    admins.ok("create", "--email", "alice@corp.example", "--password", PASSWORD)
+    assert "already exists" in admins.refused(
+        6, "create", "--email", "ALICE@corp.example", "--password", PASSWORD
+    )
+    bad_env = dict(admins.env, WINMDM_DATABASE_URL="mysql://u:p@db/winmdm")
+    result = admins.run("list", env=bad_env)
+    assert result.returncode == 2 and result.stderr.startswith("winmdm: WINMDM_DATABASE_URL")
+
+
+def test_delete_and_the_last_admin(admins: Admins) -> None:
+    admins.ok("create", "--email", "alice@corp.example", "--password", PASSWORD)
+    admins.ok("create", "--email", "olga@corp.example", "--password", PASSWORD, "--role", "observer")
+    last = admins.refused(6, "delete", "--email", "alice@corp.example")
+    assert "alice@corp.example is the last admin" in last and "Make another admin first" in last
+    assert "no admin with the email" in admins.refused(3, "delete", "--email", "nobody@corp.example")
+    gone = json.loads(admins.ok("delete", "--email", "OLGA@corp.example", "--json").stdout)
+    assert gone["email"] == "olga@corp.example" and gone["role"] == "observer"
+    admins.ok("create", "--email", "bob@corp.example", "--password", PASSWORD)
+    runtime = build(load_config(admins.env), with_tls=False)
+    try:
+        token = runtime.accounts.login("alice@corp.example", PASSWORD, None).token
+        deleted = admins.ok("delete", "--email", "alice@corp.example")
+        assert (
+            deleted.stdout.strip() == "Deleted admin alice@corp.example (id 1); their tokens no longer work."
+        )
+        with pytest.raises(AuthenticationFailed):
+            runtime.accounts.authenticate(token)
+    finally:
+        runtime.close()
+    assert [a["email"] for a in json.loads(admins.ok("list", "--json").stdout)["admins"]] == [
+        "bob@corp.example"
+    ]
+
+
+def test_list_with_no_admins_says_how_to_make_one(admins: Admins) -> None:
+    assert "winmdm admin create --email EMAIL" in admins.ok("list").stdout
