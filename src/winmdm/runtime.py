@@ -30,6 +30,7 @@ from winmdm.services.commands import CommandService
 from winmdm.services.deep_link import DeepLinks
 from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
+from winmdm.services.gitops import GitOpsService
 from winmdm.services.hosts import HostService
 from winmdm.services.license import License, load_license, public_key_from_file
 from winmdm.services.management import ManagementService
@@ -81,6 +82,7 @@ class Runtime:
     accounts: AdminAccounts
     settings: SettingsService
     license: License
+    gitops: GitOpsService
     # The sign-in page of MDM-only enrollment (web/signin_routes.py); oidc is None when not set up.
     enrollment_tokens: EnrollmentTokens | None = None
     deep_links: DeepLinks | None = None
@@ -162,6 +164,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
     certificates = DeviceCertificates(storage=storage, ca=ca, clock=clock)
     agent = AgentService(storage, clock, load_or_create_key(config.data_dir), config.server_url)
     profiles = ProfileService(storage, clock)
+    teams = TeamService(storage, clock, profiles=profiles)
     return Runtime(
         config=config,
         storage=storage,
@@ -186,11 +189,12 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         bulk=bulk,
         clock=clock,
         hosts=HostService(storage, clock),
-        teams=TeamService(storage, clock, profiles=profiles),
+        teams=teams,
         activities=ActivityFeed(storage),
         accounts=AdminAccounts(storage, clock),
         settings=mdm_settings,
         license=license,
+        gitops=GitOpsService(settings=mdm_settings, teams=teams, profiles=profiles, agent=agent),
     )
 
 

@@ -116,19 +116,24 @@ class Server:
     entra: object
 
     def get(self, path: str, role: Role = Role.ADMIN, **kwargs):
-        return self.client.get(API + path, headers=self.admins.headers(role), **kwargs)
+        headers = {**self.admins.headers(role), **kwargs.pop("headers", {})}
+        return self.client.get(API + path, headers=headers, **kwargs)
 
     def post(self, path: str, role: Role = Role.ADMIN, **kwargs):
-        return self.client.post(API + path, headers=self.admins.headers(role), **kwargs)
+        headers = {**self.admins.headers(role), **kwargs.pop("headers", {})}
+        return self.client.post(API + path, headers=headers, **kwargs)
 
     def patch(self, path: str, role: Role = Role.ADMIN, **kwargs):
-        return self.client.patch(API + path, headers=self.admins.headers(role), **kwargs)
+        headers = {**self.admins.headers(role), **kwargs.pop("headers", {})}
+        return self.client.patch(API + path, headers=headers, **kwargs)
 
     def put(self, path: str, role: Role = Role.ADMIN, **kwargs):
-        return self.client.put(API + path, headers=self.admins.headers(role), **kwargs)
+        headers = {**self.admins.headers(role), **kwargs.pop("headers", {})}
+        return self.client.put(API + path, headers=headers, **kwargs)
 
     def delete(self, path: str, role: Role = Role.ADMIN, **kwargs):
-        return self.client.delete(API + path, headers=self.admins.headers(role), **kwargs)
+        headers = {**self.admins.headers(role), **kwargs.pop("headers", {})}
+        return self.client.delete(API + path, headers=headers, **kwargs)
 
     def enroll(
         self, *, manual: bool = True, email: str = "alice@corp.example", session: bool = True

@@ -69,7 +69,7 @@ def test_agent_package_by_url_and_by_upload(server):
         Role.MAINTAINER,
         content=MSI,
         params={"product_code": PRODUCT, "version": "2.0.0"},
-        headers={**server.admins.headers(Role.MAINTAINER), "content-type": "application/octet-stream"},
+        headers={"content-type": "application/octet-stream"},
     )
     assert uploaded.status_code == 200, uploaded.text
     package = uploaded.json()["agent_package"]

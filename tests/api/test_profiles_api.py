@@ -5,7 +5,7 @@ from __future__ import annotations
 from winmdm.domain.admin import Role
 
 FIREWALL = """<Replace><CmdID>1</CmdID><Item>
-<Target><LocURI>./Vendor/MSFT/Policy/Config/DeviceLock/DevicePasswordEnabled</LocURI></Target>
+<Target><LocURI>./Device/Vendor/MSFT/Policy/Config/DeviceLock/DevicePasswordEnabled</LocURI></Target>
 <Meta><Format xmlns="syncml:metinf">int</Format></Meta><Data>0</Data></Item></Replace>"""
 
 
@@ -32,11 +32,10 @@ def test_profile_is_validated_delivered_and_removed(server):
     assert [
         p["name"] for p in server.get("/profiles", Role.OBSERVER, params={"team_id": 0}).json()["profiles"]
     ] == ["Passcode"]
-    managed.session(server.client)
+    assert server.get(f"/hosts/{host}/profiles").json()["profiles"][0]["status"] == "pending"
+    managed.session(server.client)  # delivered, then read back in the same session
     statuses = server.get(f"/hosts/{host}/profiles").json()["profiles"]
-    assert [(p["name"], p["status"]) for p in statuses] == [("Passcode", "verifying")]
-    managed.session(server.client)
-    assert server.get(f"/hosts/{host}/profiles").json()["profiles"][0]["status"] == "verified"
+    assert [(p["name"], p["status"]) for p in statuses] == [("Passcode", "verified")]
     assert server.get(f"/profiles/{profile['id']}").json()["hosts"] == {"verified": 1}
     assert [h["host_id"] for h in server.get(f"/profiles/{profile['id']}/hosts").json()["hosts"]] == [host]
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from winmdm.domain.fleet import NO_TEAM_NAME, HostFilter
 from winmdm.domain.identity import Team
-from winmdm.errors import InvalidInput
+from winmdm.errors import Conflict, InvalidInput
 from winmdm.services.hosts import team_missing
 from winmdm.services.profiles import ProfileService
 from winmdm.storage.protocols import Storage, Transaction
@@ -73,6 +73,7 @@ class TeamService:
         name = team_name(name)
         now = self._clock()
         with self._storage.transaction() as tx:
+            _check_unique(tx, name, None)
             team = tx.teams.create(name, at=now, end_user_auth=bool(end_user_authentication))
             tx.activities.add(
                 "created_team",
@@ -101,6 +102,7 @@ class TeamService:
         with self._storage.transaction() as tx:
             team = _team(tx, team_id)
             if new_name is not None and new_name != team.name:
+                _check_unique(tx, new_name, team_id)
                 previous = team.name
                 team = tx.teams.rename(team_id, new_name)
                 tx.activities.add(
@@ -144,3 +146,10 @@ def _team(tx: Transaction, team_id: int) -> Team:
     if team is None:
         raise team_missing(team_id)
     return team
+
+
+def _check_unique(tx: Transaction, name: str, team_id: int | None) -> None:
+    """Team names are unique ignoring case: "Laptops" and "laptops" would read as one team."""
+    for other in tx.teams.list():
+        if other.id != team_id and other.name.casefold() == name.casefold():
+            raise Conflict(f'a team named "{other.name}" already exists; choose another name')

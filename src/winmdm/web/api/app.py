@@ -25,7 +25,7 @@ PREFIX = "/api/v1"
 # An MSI upload is the one large body the API takes.
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
-_MODULES = (sessions, config, hosts, commands, teams, profiles, agent, activities, enrollment, spec)
+ROUTE_MODULES = (sessions, config, hosts, commands, teams, profiles, agent, activities, enrollment, spec)
 
 
 def create_api(runtime: Runtime) -> BodyLimit:
@@ -39,7 +39,7 @@ def create_api(runtime: Runtime) -> BodyLimit:
         redoc_url=None,
     )
     api.state.runtime = runtime
-    for module in _MODULES:
+    for module in ROUTE_MODULES:
         api.include_router(module.api.router)
     errors.install(api)
     limit = runtime.config.max_body_bytes
