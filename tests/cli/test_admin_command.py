@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support.server import winmdm_command
 from winmdm.config import load_config
@@ -156,3 +160,49 @@ def test_delete_and_the_last_admin(admins: Admins) -> None:
 
 def test_list_with_no_admins_says_how_to_make_one(admins: Admins) -> None:
     assert "winmdm admin create --email EMAIL" in admins.ok("list").stdout
+
+
+def _license(tmp_path: Path, days: int) -> dict[str, str]:
+    """A license key signed with a keypair of the test's own, and that public key's file."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = tmp_path / "license-public.pem"
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    now = datetime.now(UTC)
+    claims = {"iss": "winmdm", "tier": "premium", "organization": "Contoso", "iat": now - timedelta(days=400)}
+    claims["exp"] = now + timedelta(days=days)
+    return {
+        "WINMDM_LICENSE_KEY": jwt.encode(claims, key, algorithm="ES256"),
+        "WINMDM_LICENSE_PUBLIC_KEY_FILE": str(public),
+    }
+
+
+@pytest.mark.parametrize(
+    ("license_days", "expected"),
+    [
+        (None, ["  license       Free", "  admins        none yet"]),
+        (200, ["  license       Premium for Contoso, until "]),
+        (
+            -3,
+            ["  license       Free", "  warning       The license key expired on ", "set WINMDM_LICENSE_KEY"],
+        ),
+    ],
+)
+def test_the_start_banner_names_the_license(admins: Admins, tmp_path, capsys, license_days, expected) -> None:
+    from winmdm.cli.main import _welcome
+
+    env = dict(admins.env, **(_license(tmp_path, license_days) if license_days is not None else {}))
+    runtime = build(load_config(env), with_tls=False)
+    try:
+        if license_days is not None:
+            runtime.accounts.create_admin("alice@corp.example", PASSWORD, Role.ADMIN, None)
+        _welcome(runtime)
+    finally:
+        runtime.close()
+    banner = capsys.readouterr().err
+    for text in expected:
+        assert text in banner, banner
+    assert ("none yet" in banner) is (license_days is None)
