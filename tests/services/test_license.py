@@ -176,6 +176,9 @@ def test_malformed_keys_are_free_with_a_warning(public_pem, text: str) -> None:
         ({"tier": None}, "names tier 'None'"),
         ({"tier": "gold"}, "names tier 'gold'"),
         ({"iat": int((NOW + timedelta(days=2)).timestamp())}, "issued in the future"),
+        ({"exp": "next year"}, "are not dates"),
+        ({"iat": "yesterday"}, "are not dates"),
+        ({"exp": True}, "are not dates"),
     ],
 )
 def test_keys_with_wrong_claims_are_free(signing_key, public_pem, changes, said) -> None:
@@ -219,3 +222,18 @@ def test_a_public_key_that_is_not_p256_is_a_config_error() -> None:
         with pytest.raises(ConfigError) as raised:
             load_license(None, pem, NOW)
         assert raised.value.setting == "WINMDM_LICENSE_PUBLIC_KEY_FILE"
+
+
+def test_the_settings_name_the_key_and_the_public_key_file(tmp_path, signing_key, public_pem) -> None:
+    from winmdm.config import load_config
+
+    with pytest.raises(ConfigError) as raised:
+        load_config({"WINMDM_LICENSE_PUBLIC_KEY_FILE": str(tmp_path / "missing.pem")})
+    assert raised.value.setting == "WINMDM_LICENSE_PUBLIC_KEY_FILE"
+    path = tmp_path / "license.pem"
+    path.write_bytes(public_pem)
+    key = sign(signing_key, claims())
+    config = load_config({"WINMDM_LICENSE_KEY": f" {key} ", "WINMDM_LICENSE_PUBLIC_KEY_FILE": str(path)})
+    assert config.license_key == key
+    found = load_license(config.license_key, public_key_from_file(config.license_public_key_file), NOW)
+    assert found.tier is Tier.PREMIUM and found.organization == "Contoso Ltd"

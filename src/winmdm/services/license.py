@@ -124,7 +124,13 @@ def load_license(key: str | None, public_key_pem: bytes, now: datetime) -> Licen
             algorithms=[ALGORITHM],
             issuer=ISSUER,
             leeway=_SKEW,
-            options={"require": ["exp", "iat", "iss"], "verify_exp": False},
+            # Times are checked below against `now`, not against PyJWT's own clock.
+            options={
+                "require": ["exp", "iat", "iss"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
     except jwt.InvalidSignatureError:
         return _free(
@@ -136,11 +142,6 @@ def load_license(key: str | None, public_key_pem: bytes, now: datetime) -> Licen
         return _free(f"The license key was not issued by winmdm; {_RUNS_FREE}. {_AS_RECEIVED}.")
     except jwt.MissingRequiredClaimError as exc:
         return _free(f"The license key has no {exc.claim!r} claim; {_RUNS_FREE}. {_AS_RECEIVED}.")
-    except jwt.ImmatureSignatureError:
-        return _free(
-            f"The license key was issued in the future (after {now:%Y-%m-%d %H:%M} UTC); {_RUNS_FREE}. "
-            "Check the server's clock."
-        )
     except jwt.InvalidTokenError as exc:
         return _free(f"The license key cannot be read ({exc}); {_RUNS_FREE}. {_AS_RECEIVED}.")
     return _from_claims(claims, now)
@@ -155,9 +156,14 @@ def _from_claims(claims: dict[str, Any], now: datetime) -> License:
         )
     named = claims.get("organization") or claims.get("sub")
     organization = str(named).strip()[:200] or None if named is not None else None
-    exp = claims["exp"]
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
-        return _free(f"The license key's expiry is not a date; {_RUNS_FREE}. {_AS_RECEIVED}.")
+    exp, iat = claims["exp"], claims["iat"]
+    if not _is_time(exp) or not _is_time(iat):
+        return _free(f"The license key's dates (exp, iat) are not dates; {_RUNS_FREE}. {_AS_RECEIVED}.")
+    if datetime.fromtimestamp(iat, UTC) > now + _SKEW:
+        return _free(
+            f"The license key was issued in the future (after {now:%Y-%m-%d %H:%M} UTC); {_RUNS_FREE}. "
+            "Check the server's clock."
+        )
     expires_at = datetime.fromtimestamp(exp, UTC)
     found = License(Tier(tier), organization, expires_at)
     if now >= expires_at:
@@ -171,6 +177,10 @@ def _from_claims(claims: dict[str, Any], now: datetime) -> License:
         )
         return replace(found, warning=warning)
     return found
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 253402300800
 
 
 def _expired(expires_at: datetime) -> str:
