@@ -171,7 +171,7 @@ def test_upgrade_keeps_every_row_and_downgrade_too(engine: sa.Engine) -> None:
     before = _dump(engine)
     assert len(before["device_certificates"]) == 2 and len(before["enrollments"]) == 2
 
-    migrate(engine)
+    migrate(engine, "0003_identity")
     assert current_revision(engine) == "0003_identity"
     after = _dump(engine)
     assert _without(after, NEW_COLUMNS) == before
@@ -259,7 +259,7 @@ def test_widened_token_kind_check(engine: sa.Engine) -> None:
 def test_downgrade_refuses_enrollments_0002_cannot_hold(engine: sa.Engine) -> None:
     migrate(engine, "0002_management")
     ids = _fill_at_0002(engine)
-    migrate(engine)
+    migrate(engine, "0003_identity")
     with engine.begin() as conn:
         conn.execute(enrollments.insert().values(_enrollment_values(ids["host"], "DEV-9", "bulk_secret")))
     with pytest.raises(RuntimeError, match="0002_management cannot store"):
