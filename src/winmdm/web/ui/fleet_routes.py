@@ -36,9 +36,34 @@ def team_value(team: TeamFilter) -> str:
     return "0" if team is TeamScope.NO_TEAM else str(team)
 
 
+# OSEdition as Windows reports it: the SKU number of GetProductInfo (the common ones).
+EDITIONS = {
+    "4": "Enterprise",
+    "27": "Enterprise N",
+    "48": "Pro",
+    "49": "Pro N",
+    "98": "Home N",
+    "100": "Home Single Language",
+    "101": "Home",
+    "121": "Education",
+    "122": "Education N",
+    "125": "Enterprise LTSC",
+    "161": "Pro for Workstations",
+    "164": "Pro Education",
+    "175": "Enterprise multi-session",
+}
+
+
 def os_label(host) -> str:
-    parts = [p for p in (host.os_edition, host.os_version) if p]
-    return " ".join(["Windows", *parts]) if parts else "Windows"
+    """ "Windows 11 Pro 10.0.22631.2861": the release from the build number, the edition by name."""
+    version = (host.os_version or "").strip()
+    name = "Windows"
+    parts = version.split(".")
+    if len(parts) >= 3 and parts[0] == "10" and parts[2].isdigit():
+        name = "Windows 11" if int(parts[2]) >= 22000 else "Windows 10"
+    edition = (host.os_edition or "").strip()
+    edition = EDITIONS.get(edition, "" if edition.isdigit() else edition)
+    return " ".join(p for p in (name, edition, version) if p)
 
 
 @admin_page("dashboard")

@@ -45,13 +45,6 @@ NAV = (
 )
 
 
-def forbidden_text(principal: Principal, needed: Role) -> str:
-    """The API's 403 message (web/api/auth.py), word for word."""
-    from winmdm.web.api.auth import forbidden_message
-
-    return forbidden_message(principal.admin.role, needed)
-
-
 @dataclass
 class Page:
     request: Request
@@ -134,8 +127,11 @@ def admin_page(
                 if not csrf_matches(page.csrf, page.form.get(CSRF_FIELD)):
                     log.warning("UI: POST %s without a valid CSRF token refused", request.url.path)
                     return page.error(403, "This form can't be accepted", CSRF_REFUSED)
-                if needs is not None and not principal.allows(needs):
-                    return page.error(403, "You can't do this", forbidden_text(principal, needs))
+                if needs is not None:
+                    try:
+                        principal.require(needs)  # the API's check, so the API's 403 message
+                    except AuthorizationFailed as exc:
+                        return page.error(403, "You can't do this", exc.message)
             try:
                 return await run_in_threadpool(handler, page)
             except NotFound as exc:

@@ -16,6 +16,8 @@ from winmdm.services.settings import END_USER_AUTH
 from winmdm.web.ui import render
 from winmdm.web.ui.page import Page, admin_page
 
+SECRET_COOKIE = "__Host-winmdm_new_secret"
+
 
 @dataclass(frozen=True, slots=True)
 class TeamView:
@@ -106,7 +108,24 @@ def _team_id(page: Page) -> int:
 
 @admin_page("teams")
 def team(page: Page) -> Response:
-    return _team_page(page, _team_id(page))
+    """Shows a secret just made, once: it comes in a one-minute cookie the page then deletes, so
+    a reload neither shows it again nor makes another (the POST redirected here)."""
+    team_id = _team_id(page)
+    kept = page.request.cookies.get(SECRET_COOKIE, "")
+    owner, _, secret = kept.partition(":")
+    response = _team_page(page, team_id, new_secret=secret if owner == str(team_id) and secret else None)
+    if kept:
+        response.delete_cookie(SECRET_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+def _show_secret_once(team_id: int, secret: str, notice: str) -> Response:
+    response = render.redirect(f"/teams/{team_id}", notice=notice)
+    value = f"{team_id}:{secret}"
+    response.set_cookie(
+        SECRET_COOKIE, value, max_age=60, path="/", secure=True, httponly=True, samesite="strict"
+    )
+    return response
 
 
 @admin_page("teams", needs=Role.ADMIN)
@@ -142,14 +161,16 @@ def delete(page: Page) -> Response:
 def create_secret(page: Page) -> Response:
     team_id = _team_id(page)
     created = page.runtime.bulk.create(_team(page, team_id).team_id, actor=page.actor)
-    return _team_page(page, team_id, new_secret=created.secret)
+    return _show_secret_once(team_id, created.secret, f"Enrollment secret {created.record.id} created.")
 
 
 @admin_page("teams", needs=Role.MAINTAINER)
 def rotate_secrets(page: Page) -> Response:
     team_id = _team_id(page)
     created = page.runtime.bulk.rotate(_team(page, team_id).team_id, actor=page.actor)
-    return _team_page(page, team_id, new_secret=created.secret)
+    return _show_secret_once(
+        team_id, created.secret, f"Secrets rotated: only the new secret {created.record.id} works now."
+    )
 
 
 @admin_page("teams", needs=Role.MAINTAINER)
