@@ -188,7 +188,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         deep_links=DeepLinks(tokens=enrollment_tokens, endpoints=endpoints),
         bulk=bulk,
         clock=clock,
-        hosts=HostService(storage, clock),
+        hosts=HostService(storage, clock, profiles=profiles),
         teams=teams,
         activities=ActivityFeed(storage),
         accounts=AdminAccounts(storage, clock),

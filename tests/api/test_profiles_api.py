@@ -49,3 +49,35 @@ def test_profile_for_an_unknown_team_is_refused(server):
     answer = server.post("/profiles", Role.MAINTAINER, json={"team_id": 77, "name": "X", "syncml": FIREWALL})
     assert answer.status_code in (404, 422)
     assert answer.json()["error"]["message"]
+
+
+WIFI_URI = "./Device/Vendor/MSFT/WiFi/Profile/CorpNet/WlanXml"
+WIFI = """<Add><CmdID>1</CmdID><Item>
+<Target><LocURI>./Device/Vendor/MSFT/WiFi/Profile/CorpNet/WlanXml</LocURI></Target>
+<Meta><Format xmlns="syncml:metinf">chr</Format></Meta><Data>corp-wifi</Data></Item></Add>"""
+
+
+def test_a_transferred_host_trades_its_old_teams_profiles_for_the_new_ones(server):
+    managed = server.enroll(manual=True)
+    host = server.host_id(managed)
+    wifi = server.post("/profiles", json={"team_id": 0, "name": "Wi-Fi", "syncml": WIFI}).json()
+    managed.session(server.client)
+    assert [(p["name"], p["status"]) for p in server.get(f"/hosts/{host}/profiles").json()["profiles"]] == [
+        ("Wi-Fi", "verified")
+    ]
+    team = server.post("/teams", json={"name": "Kiosks"}).json()
+    server.post("/profiles", json={"team_id": team["id"], "name": "Passcode", "syncml": FIREWALL})
+    server.post("/hosts/transfer", json={"team_id": team["id"], "host_ids": [host]})
+
+    assert WIFI_URI in managed.nodes
+    managed.session(server.client)
+    assert WIFI_URI not in managed.nodes  # the old team's Wi-Fi profile was deleted on the device
+    statuses = {p["name"]: p["status"] for p in server.get(f"/hosts/{host}/profiles").json()["profiles"]}
+    assert statuses == {"Passcode": "verified"}
+    assert server.get(f"/profiles/{wifi['id']}").json()["hosts"] == {}
+    # Deleting the team brings the host back to No team, and No team's profiles with it.
+    assert server.delete(f"/teams/{team['id']}").status_code == 204
+    managed.session(server.client)
+    statuses = {p["name"]: p["status"] for p in server.get(f"/hosts/{host}/profiles").json()["profiles"]}
+    assert statuses == {"Wi-Fi": "verified"}
+    assert managed.nodes[WIFI_URI] == "corp-wifi"

@@ -23,6 +23,7 @@ from winmdm.domain.fleet import (
 from winmdm.domain.identity import Team
 from winmdm.errors import InvalidInput, NotFound
 from winmdm.services.enrollment_path import path_of
+from winmdm.services.profiles import ProfileService
 from winmdm.storage.protocols import Storage, Transaction
 
 log = logging.getLogger("winmdm.hosts")
@@ -37,9 +38,13 @@ def team_missing(team_id: int) -> NotFound:
 
 
 class HostService:
-    def __init__(self, storage: Storage, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, storage: Storage, clock: Callable[[], datetime], *, profiles: ProfileService | None = None
+    ) -> None:
         self._storage = storage
         self._clock = clock
+        # With it, a moved host trades its old team's profiles for its new team's.
+        self._profiles = profiles
 
     def list(self, filter: HostFilter) -> Page[HostSummary]:
         """NotFound when the filter names a team that does not exist."""
@@ -127,6 +132,8 @@ class HostService:
             for host in hosts:
                 if host.team_id == team_id:
                     continue
+                if self._profiles is not None:
+                    self._profiles.host_moved(tx, host, team_id, now)
                 tx.hosts.set_team(host.id, team_id)
                 tx.activities.add(
                     "transferred_host",

@@ -245,30 +245,12 @@ class ProfileService:
             profile = tx.profiles.get(profile_id)
             if profile is None:
                 raise NotFound(f"no profile with id {profile_id}")
-            added = _plan(profile).added
             host_ids = []
             for row in tx.profiles.hosts_with_profile(profile_id):
                 # Not sent yet: drop the delivery. Sent or done: the device has it, delete it there.
                 if row.command_uuid is None or not tx.commands.cancel_pending(row.host_id, row.command_uuid):
                     host_ids.append(row.host_id)
-            if added and host_ids:
-                deletes = [
-                    syncml.Delete(cmd_id=n, items=(syncml.Item(target=uri),))
-                    for n, uri in enumerate(reversed(added), 2)
-                ]
-                # Children before parents; a Sequence so one 404 does not undo the other Deletes.
-                payload = (
-                    deletes[0] if len(deletes) == 1 else syncml.Sequence(cmd_id=1, commands=tuple(deletes))
-                )
-                command = self._create(
-                    tx,
-                    CommandKind.PROFILE_REMOVE,
-                    payload,
-                    {"profile_id": profile.id, "profile_name": profile.name, "uris": list(reversed(added))},
-                    now,
-                    actor=actor,
-                )
-                tx.commands.enqueue(command.id, host_ids, now)
+            self._queue_removal(tx, profile, host_ids, now, actor=actor)
             tx.profiles.delete(profile_id)  # host rows go with it
             tx.activities.add(
                 "deleted_windows_profile",
@@ -283,6 +265,26 @@ class ProfileService:
             if tx.profiles.get(profile_id) is None:
                 raise NotFound(f"no profile with id {profile_id}")
             return tx.profiles.hosts_with_profile(profile_id)
+
+    def host_moved(self, tx: Transaction, host: Host, team_id: int | None, now: datetime) -> None:
+        """The host leaves its team for `team_id` (None: No team), inside the move's transaction.
+
+        What the old team's profiles added is deleted from the device (a delivery not sent yet is
+        just dropped), and the new team's profiles are queued when the host is enrolled, so a
+        host always carries its own team's profiles.
+        """
+        rows = {row.profile_id: row for row in tx.profiles.host_statuses(host.id)}
+        for profile in tx.profiles.list(team_id=host.team_id):
+            row = rows.get(profile.id)
+            if row is None:
+                continue
+            if row.command_uuid is None or not tx.commands.cancel_pending(host.id, row.command_uuid):
+                self._queue_removal(tx, profile, [host.id], now, actor=None)
+            tx.profiles.clear_host_status(host.id, profile.id)
+        if host.mdm_status not in (MDMStatus.ON, MDMStatus.PENDING):
+            return
+        for profile in tx.profiles.list(team_id=team_id):
+            self._queue(tx, profile, _plan(profile), [host.id], now)
 
     def host_profiles(self, host_id: int) -> list[HostProfile]:
         """The host's profile statuses; a removed profile shows `removing` until the device answers
@@ -342,6 +344,30 @@ class ProfileService:
             self._verified(tx, host_id, command, profile, plan, now)
 
     # -- delivery -----------------------------------------------------------------------------------
+    def _queue_removal(
+        self, tx: Transaction, profile: Profile, host_ids: Sequence[int], now: datetime, *, actor: str | None
+    ) -> None:
+        """Delete from the hosts what the profile Added (children before parents, in a Sequence
+        so one 404 does not undo the other Deletes). Replace-only settings stay: CSP-owned nodes
+        cannot be deleted."""
+        added = _plan(profile).added
+        if not added or not host_ids:
+            return
+        deletes = [
+            syncml.Delete(cmd_id=n, items=(syncml.Item(target=uri),))
+            for n, uri in enumerate(reversed(added), 2)
+        ]
+        payload = deletes[0] if len(deletes) == 1 else syncml.Sequence(cmd_id=1, commands=tuple(deletes))
+        command = self._create(
+            tx,
+            CommandKind.PROFILE_REMOVE,
+            payload,
+            {"profile_id": profile.id, "profile_name": profile.name, "uris": list(reversed(added))},
+            now,
+            actor=actor,
+        )
+        tx.commands.enqueue(command.id, list(host_ids), now)
+
     def _queue(
         self,
         tx: Transaction,

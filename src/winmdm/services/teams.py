@@ -13,6 +13,7 @@ from datetime import datetime
 
 from winmdm.domain.fleet import NO_TEAM_NAME, HostFilter
 from winmdm.domain.identity import Team
+from winmdm.domain.models import MDMStatus
 from winmdm.errors import Conflict, InvalidInput
 from winmdm.services.hosts import team_missing
 from winmdm.services.profiles import ProfileService
@@ -131,6 +132,12 @@ class TeamService:
         with self._storage.transaction() as tx:
             team = _team(tx, team_id)
             _, hosts = tx.hosts.search(HostFilter(team=team_id, per_page=1))
+            if self._profiles is not None:
+                # Its hosts go to No team and get No team's profiles (theirs were removed above).
+                for host_id in tx.hosts.list_ids(team_id=team_id, mdm_statuses=tuple(MDMStatus)):
+                    host = tx.hosts.get(host_id)
+                    if host is not None:
+                        self._profiles.host_moved(tx, host, None, now)
             tx.teams.delete(team_id)
             tx.activities.add(
                 "deleted_team",

@@ -244,6 +244,14 @@ class SQLProfileStore:
         }
         upsert(self._conn, host_profiles, values, keys=("host_id", "profile_id"))
 
+    def clear_host_status(self, host_id: int, profile_id: int) -> bool:
+        result = self._conn.execute(
+            host_profiles.delete().where(
+                host_profiles.c.host_id == host_id, host_profiles.c.profile_id == profile_id
+            )
+        )
+        return result.rowcount == 1
+
     def host_statuses(self, host_id: int) -> list[HostProfile]:
         rows = self._conn.execute(
             host_profiles.select()
