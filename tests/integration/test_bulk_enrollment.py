@@ -14,6 +14,7 @@ from tests.support.omadm import ManagedDevice
 from tests.support.server import winmdm_command
 from winmdm.domain.identity import EnrollmentKind
 from winmdm.domain.models import MDMStatus
+from winmdm.services.accounts import AdminAccounts
 from winmdm.storage.database import create_engine_for
 from winmdm.storage.sql import SQLStorage
 
@@ -26,15 +27,25 @@ def test_a_cli_made_package_enrolls_a_pc_into_its_team(server, tmp_path) -> None
     try:
         with storage.transaction() as tx:
             team = tx.teams.create("Kiosks", at=datetime.now(UTC))
-        package = tmp_path / "kiosks.xml"
-        done = subprocess.run(
-            [*winmdm_command(), "bulk-package", "--team", "Kiosks", "--out", str(package)],
-            env=server.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
+        # An admin signs in to the server's API; the package is written on their computer.
+        AdminAccounts(storage, lambda: datetime.now(UTC)).create_admin(
+            "admin@example.com", "correct horse battery staple", "admin", None
         )
-        assert done.returncode == 0, done.stderr
+        env = {k: v for k, v in server.env.items() if not k.startswith("WINMDM_")}
+        env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), WINMDM_CA_FILE=str(server.dev_ca))
+        package = tmp_path / "kiosks.xml"
+        for args in (
+            ["login", "--server", server.url, "--email", "admin@example.com"],
+            ["bulk-package", "--team", "Kiosks", "--out", str(package)],
+        ):
+            done = subprocess.run(
+                [*winmdm_command(), *args],
+                env={**env, "WINMDM_PASSWORD": "correct horse battery staple"},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
         upn = etree.parse(str(package)).find(".//w:Enrollments/w:UPN", NS)
         assert upn.findtext("w:DiscoveryServiceFullUrl", namespaces=NS) == server.discovery_url
         device = WindowsDevice(ux_initiated=False, not_in_oobe=True)

@@ -11,9 +11,10 @@ import click
 from rich.console import Console
 
 from winmdm import __version__
-from winmdm.cli.admin import COMMANDS as ADMIN_COMMANDS
-from winmdm.cli.enrollment import COMMANDS as ENROLLMENT_COMMANDS
-from winmdm.cli.enrollment import EXIT_CONFIG, EXIT_FAILURE, EXIT_INVALID
+from winmdm.cli import admin as admin_commands
+from winmdm.cli import commands as host_commands
+from winmdm.cli import enrollment, gitops, hosts, login, profiles, server_config, teams
+from winmdm.cli.exits import EXIT_CONFIG, EXIT_FAILURE, EXIT_INVALID
 from winmdm.config import SETTINGS, load_config
 from winmdm.errors import WinMDMError
 
@@ -116,10 +117,12 @@ def _safe_url(url: str) -> str:
         return url.rsplit("@", 1)[-1]
 
 
-for _command in ENROLLMENT_COMMANDS:
-    cli.add_command(_command)
+# The API commands (docs/cli.md): they talk to a running server as a signed-in admin.
+for _module in (login, hosts, host_commands, teams, profiles, server_config, enrollment, gitops):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
 # On the server's database: they work before anyone can sign in.
-for _command in ADMIN_COMMANDS:
+for _command in admin_commands.COMMANDS:
     cli.add_command(_command)
 
 
