@@ -11,8 +11,12 @@ import re
 from markupsafe import escape
 from playwright.sync_api import Page, expect
 
-from tests.ui.conftest import TENANT, UIServer, api, screenshot, session_token
-from winmdm.services.settings import MESSAGE_MANUAL_WHILE_MIGRATION, MESSAGE_PREMIUM_REQUIRED
+from tests.ui.conftest import TENANT, UIServer, api, csrf_of, screenshot, session_token
+from winmdm.services.settings import (
+    MESSAGE_MANUAL_WHILE_MIGRATION,
+    MESSAGE_MIGRATION_WHILE_MANUAL,
+    MESSAGE_PREMIUM_REQUIRED,
+)
 
 PATH = "/settings/mdm/windows"
 
@@ -111,6 +115,28 @@ def test_manual_while_migration_is_refused_next_to_the_field(premium: UIServer, 
     config = api(premium, "GET", "/config", session_token(plain)).json()["mdm"]
     assert config["windows_migration_enabled"] is True
     assert config["enable_turn_on_windows_mdm_manually"] is False
+    # The box stays in reach next to the error: unchecked, Manual is saved.
+    migration = plain.get_by_label("Automatically migrate hosts connected to another MDM solution")
+    expect(migration).to_be_visible()
+    expect(migration).to_be_checked()
+    migration.uncheck()
+    save(plain)
+    expect(plain.get_by_role("status")).to_have_text("Windows MDM settings saved.")
+    expect(plain.get_by_label("Manual", exact=True)).to_be_checked()
+    # The other direction: migration sent while Manual is on, refused at the migration box.
+    answer = plain.request.post(
+        premium.url + PATH,
+        form={
+            "csrf_token": csrf_of(plain),
+            "windows_enabled_and_configured": "on",
+            "windows_migration_enabled": "on",
+        },
+    )
+    assert answer.status == 422
+    assert (
+        f'id="error-mdm-windows_migration_enabled" role="alert">{escape(MESSAGE_MIGRATION_WHILE_MANUAL)}<'
+        in answer.text()
+    )
     set_automatic(page, premium, migration=False)
 
 

@@ -137,7 +137,7 @@ def test_activities_newest_first_and_paged(premium: UIServer, signed_in) -> None
     assert times == sorted(times, reverse=True)
     expect(page.locator("table.activities")).to_contain_text("turned on MDM (automatic)")
     expect(page.locator("table.activities")).to_contain_text("turned off MDM")
-    screenshot(page, "activities")
+    screenshot(page, "activities", full_page=False)
     pager = page.locator(".pager")
     total = int(re.match(r"(\d+) total", pager.inner_text()).group(1))
     if total > 50:

@@ -26,6 +26,11 @@ def _kind(d: Mapping[str, Any]) -> str:
     return f" ({kind})" if kind else ""
 
 
+def _named(d: Mapping[str, Any]) -> str:
+    name = d.get("name") or d.get("token_name")
+    return f" ({name})" if name else ""
+
+
 def _setting(on: bool, what: str) -> Callable[[Mapping[str, Any]], str]:
     return lambda d: f"{'Turned on' if on else 'Turned off'} {what}"
 
@@ -45,9 +50,11 @@ _TEXT: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "disabled_end_user_authentication": lambda d: f"Turned off end-user authentication for {_team(d)}",
     "created_windows_profile": lambda d: f"Added profile {d.get('profile_name')}",
     "deleted_windows_profile": lambda d: f"Deleted profile {d.get('profile_name')}",
-    "agent_package_set": lambda d: (
-        f"Set the agent package {d.get('product_code')} version {d.get('version')}"
-    ),
+    "agent_package_set": lambda d: f"Set the agent package to version {d.get('version')}",
+    "created_admin": lambda d: f"Created the {d.get('role')} account {d.get('email')}",
+    "deleted_admin": lambda d: f"Deleted the {d.get('role')} account {d.get('email')}",
+    "created_api_token": lambda d: f"Created an API token{_named(d)}",
+    "revoked_api_token": lambda d: f"Revoked an API token{_named(d)}",
     "created_enrollment_secret": lambda d: f"Created an enrollment secret for {_team(d)}",
     "rotated_enrollment_secrets": lambda d: f"Rotated the enrollment secrets of {_team(d)}",
     "revoked_enrollment_secret": lambda d: f"Revoked an enrollment secret of {_team(d)}",
