@@ -312,3 +312,13 @@ def test_an_uploaded_msi_round_trips_and_can_change_its_arguments(server: Server
     assert server.agent.package().content == msi and server.agent.package().install_args == "/quiet"
     with pytest.raises(InvalidInput, match="no uploaded MSI"):
         server.apply({"agent_package": {**exported, "sha256": "cd" * 32}})
+
+
+def test_every_change_names_its_actor(server: Server) -> None:
+    server.gitops.apply(full_spec(), dry_run=False, actor="ops@example.com")
+    with server.storage.transaction() as tx:
+        activities = tx.activities.list(limit=100)
+    assert activities and {a.actor for a in activities} == {"ops@example.com"}
+    assert {"enabled_windows_mdm_manual_enrollment", "created_team", "created_windows_profile"} <= {
+        a.type for a in activities
+    }

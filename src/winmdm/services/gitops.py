@@ -39,7 +39,10 @@ class Settings(Protocol):
 
     def get(self) -> Any: ...
 
-    def update(self, changes: dict[str, bool], actor: Principal | None) -> Any: ...
+    def update(self, changes: dict[str, bool], actor: Principal | str | None) -> Any: ...
+
+    # Optional: `check(changes)` raising what `update` would, without changing anything. With
+    # it, a dry run also foresees a refusal of the settings rules.
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +126,7 @@ class GitOpsService:
         # Settings first: the settings service checks its rules (tier, manual vs migration) only
         # as it applies them, all or nothing, so a refusal there comes before any other change.
         steps: list[_Step] = []
-        steps += self._settings_steps(spec, principal if isinstance(principal, Principal) else None)
+        steps += self._settings_steps(spec, principal)
         steps += self._agent_steps(spec, actor)
         teams = {team.name: team for team in self._teams.list()}
         profiles: dict[int | None, list[Profile]] = {}
@@ -147,7 +150,7 @@ class GitOpsService:
         return steps
 
     # -- settings and agent package ----------------------------------------------------------------
-    def _settings_steps(self, spec: Spec, actor: Principal | None) -> list[_Step]:
+    def _settings_steps(self, spec: Spec, actor: Principal | str | None) -> list[_Step]:
         current = self._settings.get()
         changes: dict[str, bool] = {}
         steps = []
