@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from email import policy
-from email.parser import BytesParser
+from email.message import Message
+from email.parser import Parser
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
@@ -72,26 +73,41 @@ def _urlencoded(body: bytes) -> Form:
 
 
 def _multipart(content_type: str, body: bytes) -> Form:
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
-    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart():
+    """RFC 7578 form data. The body is split on its boundary with bytes operations (an MSI of
+    many megabytes is never parsed line by line); only each part's headers go to the email
+    parser, for their parameters (name, filename, RFC 2231 encodings)."""
+    boundary = _header(f"Content-Type: {content_type}").get_param("boundary")
+    if not isinstance(boundary, str) or not boundary or len(boundary) > 200:
+        raise MalformedMessage("the upload has no multipart boundary")
+    delimiter = b"--" + boundary.encode("latin-1", "replace")
+    chunks = body.split(delimiter)
+    if len(chunks) < 2:
         raise MalformedMessage("the upload is not multipart form data")
+    if len(chunks) > MAX_FIELDS + 2:
+        raise MalformedMessage("the form has too many fields")
     fields: dict[str, list[str]] = {}
     files: dict[str, Upload] = {}
-    for count, part in enumerate(message.iter_parts()):
-        if count >= MAX_FIELDS:
-            raise MalformedMessage("the form has too many fields")
-        name = part.get_param("name", header="content-disposition")
+    for chunk in chunks[1:]:
+        if chunk.startswith(b"--"):
+            break  # the closing delimiter
+        head, found, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not found or len(head) > 8192:
+            raise MalformedMessage("a part of the upload has no headers")
+        data = data.removesuffix(b"\r\n")
+        headers = _header(head.decode("utf-8", "replace"))
+        name = headers.get_param("name", header="content-disposition")
         if not isinstance(name, str) or not name:
             continue
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        filename = part.get_filename()
+        filename = headers.get_filename()
         if filename is not None:
-            files[name] = Upload(filename, part.get_content_type(), data)
+            files[name] = Upload(filename, headers.get_content_type(), data)
         else:
             try:
                 fields.setdefault(name, []).append(data.decode("utf-8"))
             except UnicodeDecodeError:
                 raise MalformedMessage(f"the form field {name!r} is not UTF-8 text") from None
     return Form(fields=fields, files=files)
+
+
+def _header(text: str) -> Message:
+    return Parser(policy=policy.HTTP).parsestr(text.strip() + "\r\n\r\n", headersonly=True)

@@ -16,12 +16,14 @@ from winmdm.domain.admin import Role
 from winmdm.errors import InvalidInput
 from winmdm.services.endpoints import AUTHENTICATION_PATH, TERMS_PATH
 from winmdm.services.settings import MANUAL, MIGRATION, WINDOWS_ENABLED
+from winmdm.web.api.app import MAX_UPLOAD_BYTES
 from winmdm.web.ui import render
+from winmdm.web.ui.forms import FORM_LIMIT
 from winmdm.web.ui.page import Page, admin_page
 
 WINDOWS_PATH = "/settings/mdm/windows"
 AGENT_PATH = "/settings/agent"
-AGENT_UPLOAD_LIMIT = 64 * 1024 * 1024
+AGENT_UPLOAD_LIMIT = MAX_UPLOAD_BYTES + FORM_LIMIT  # the API's MSI limit, and the form around it
 EXPERIENCES = ("automatic", "manual")
 
 
