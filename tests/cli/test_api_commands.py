@@ -240,3 +240,30 @@ def test_hosts_teams_profiles_and_commands(admin: AdminCLI) -> None:
     activities = admin.json("activities", "--per-page", "100")["activities"]
     assert {"created_team", "deleted_team", "mdm_enrolled"} <= {a["type"] for a in activities}
     assert device.enrolled is not None
+
+
+def test_agent_package_by_url_and_by_upload(signed_in: AdminCLI) -> None:
+    admin = signed_in
+    code = "{6F7CB29F-1319-4816-B345-0856916EB801}"
+    base = ("agent", "package", "set", "--product-code", code, "--version", "1.2.3")
+    bad = admin.run(*base, "--url", "http://insecure.example.com/a.msi", "--sha256", "ab" * 32)
+    assert_one_line_error(bad, 4, "must be an https:// URL")
+    assert_one_line_error(admin.run(*base), 4, "give --url with --sha256, or --file")
+
+    by_url = admin.json(
+        *base, "--url", "https://downloads.example.com/a.msi", "--sha256", "AB" * 32, "--install-args", "/qn"
+    )
+    assert by_url["agent_package"]["sha256"] == "ab" * 32 and by_url["agent_package"]["url"].startswith(
+        "https://"
+    )
+    assert admin.json("agent", "package", "show")["agent_package"]["install_args"] == "/qn"
+
+    msi = admin.cwd / "agent.msi"
+    msi.write_bytes(bytes.fromhex("D0CF11E0A1B11AE1") + b"\0" * 512)
+    uploaded = admin.json(*base, "--file", str(msi))["agent_package"]
+    assert uploaded["uploaded"] is True and uploaded["url"] is None and uploaded["size"] == 520
+    text = admin.ok("agent", "package", "show").stdout
+    assert code in text and "uploaded MSI (520 bytes)" in text
+    not_msi = admin.cwd / "agent.txt"
+    not_msi.write_text("hello")
+    assert_one_line_error(admin.run(*base, "--file", str(not_msi)), 4, "not an MSI")
