@@ -359,3 +359,21 @@ def test_revoking_tokens(accounts, storage, alice) -> None:
 def test_the_default_hasher_is_argon2id(storage, clock) -> None:
     accounts = AdminAccounts(storage, clock)
     assert accounts._hasher.type.name == "ID"
+
+
+def test_expired_sessions_are_forgotten_a_week_later(accounts, storage, alice, clock) -> None:
+    old = accounts.login("alice@corp.example", PASSWORD, None)
+    clock.advance(timedelta(days=2))
+    accounts.login("alice@corp.example", PASSWORD, None)
+    with pytest.raises(AuthenticationFailed, match="expired"):
+        accounts.authenticate(old.token)
+    clock.advance(timedelta(days=6))  # expired 7 days ago exactly: still kept
+    accounts.login("alice@corp.example", PASSWORD, None)
+    with storage.transaction() as tx:
+        assert tx.admin_tokens.get(old.token_id) is not None
+    clock.advance(timedelta(seconds=1))
+    accounts.login("alice@corp.example", PASSWORD, None)
+    with storage.transaction() as tx:
+        assert tx.admin_tokens.get(old.token_id) is None
+    with pytest.raises(AuthenticationFailed, match="not valid"):
+        accounts.authenticate(old.token)

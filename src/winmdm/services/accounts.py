@@ -54,6 +54,7 @@ FAILURE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES = 5  # failed sign-ins per email, and per client address, within FAILURE_WINDOW
 TOUCH_INTERVAL = timedelta(minutes=1)
 """last_used_at is written at most this often per token: most requests only read."""
+EXPIRED_KEPT = timedelta(days=7)
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; this only bounds the work one request costs
 MAX_TOKEN_NAME = 100
@@ -204,7 +205,8 @@ class AdminAccounts:
             tx.login_failures.clear(address)
             if rehashed is not None:
                 tx.admins.set_password_hash(admin.id, rehashed)
-            tx.admin_tokens.purge_expired(now)
+            # Kept a while after expiry, so a late request hears "expired" rather than "not valid".
+            tx.admin_tokens.purge_expired(now - EXPIRED_KEPT)
             return self._issue(
                 tx, admin, AdminTokenKind.SESSION, "sign-in", now, now + self._session_lifetime
             )
