@@ -178,11 +178,26 @@ def sign_in(page: Page, ui: UIServer, email: str, password: str = PASSWORD) -> N
     page.wait_for_url(re.compile(r"^(?!.*/login).*$"))
 
 
+def watch(page: Page, problems: list[str]) -> Page:
+    """Script errors and Content-Security-Policy refusals end up in `problems` (an error status
+    of a page the test asked for is not one)."""
+
+    def console(message) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(f"{page.url}: {message.text}")
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
+    return page
+
+
 @pytest.fixture
 def signed_in(browser: Browser):
     """`signed_in(ui, email)` -> a page of a context signed in as that admin (signed in once per
-    server and admin; later contexts reuse the session cookie)."""
+    server and admin; later contexts reuse the session cookie). No page may log a script error
+    or a CSP refusal."""
     contexts: list[BrowserContext] = []
+    problems: list[str] = []
 
     def make(ui: UIServer, email: str = ADMIN, **kwargs) -> Page:
         state = ui.contexts.get(email)
@@ -190,7 +205,7 @@ def signed_in(browser: Browser):
             new_context(browser, storage_state=state, **kwargs) if state else new_context(browser, **kwargs)
         )
         contexts.append(context)
-        page = context.new_page()
+        page = watch(context.new_page(), problems)
         if state is None:
             sign_in(page, ui, email)
             ui.contexts[email] = context.storage_state()
@@ -199,13 +214,16 @@ def signed_in(browser: Browser):
     yield make
     for context in contexts:
         context.close()
+    assert problems == []
 
 
 @pytest.fixture
 def anonymous(browser: Browser) -> Iterator[Page]:
     context = new_context(browser)
-    yield context.new_page()
+    problems: list[str] = []
+    yield watch(context.new_page(), problems)
     context.close()
+    assert problems == []
 
 
 def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:
