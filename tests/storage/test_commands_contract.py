@@ -276,3 +276,15 @@ def test_cancel_pending_drops_only_unsent_deliveries(storage: SQLStorage) -> Non
         assert tx.commands.get(first, "c-cancel") is None
         assert tx.commands.get(second, "c-cancel").state is CommandState.SENT
         assert tx.commands.next_for_host(first, "s2") == []
+
+
+def test_deliveries_are_every_hosts_copy_of_one_command(storage: SQLStorage) -> None:
+    first, second, other = hosts(storage, 3)
+    command_id = queued(storage, [second, first], "c-many")
+    queued(storage, [other], "c-other")
+    sent(storage, first, command_id)
+    with storage.transaction() as tx:
+        found = tx.commands.deliveries("c-many")
+        assert tx.commands.deliveries("c-none") == []
+    assert [(d.host_id, d.state) for d in found] == [(first, CommandState.SENT), (second, CommandState.PENDING)]
+    assert {d.command.uuid for d in found} == {"c-many"}

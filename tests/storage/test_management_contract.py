@@ -251,6 +251,12 @@ def test_profile_host_statuses_upsert_and_delete(storage: SQLStorage) -> None:
         assert [s.profile_id for s in tx.profiles.host_statuses(host)] == [p2]
         assert tx.profiles.hosts_with_profile(p1) == []
         assert tx.profiles.host_statuses(424242) == []
+        # A host leaving the profile's team forgets only its own status.
+        tx.profiles.set_host_status(other, p2, ProfileStatus.VERIFIED, detail=None, command_uuid="c-4", at=T0)
+        assert tx.profiles.clear_host_status(host, p2) is True
+        assert tx.profiles.clear_host_status(host, p2) is False
+        assert tx.profiles.host_statuses(host) == []
+        assert [h.host_id for h in tx.profiles.hosts_with_profile(p2)] == [other]
 
 
 # --- agent -----------------------------------------------------------------------------------
