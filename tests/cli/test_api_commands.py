@@ -237,7 +237,7 @@ def test_hosts_teams_profiles_and_commands(admin: AdminCLI) -> None:
     assert refused.returncode == 1 and "cancelled" in refused.stderr
     admin.ok("teams", "delete", "Kiosks", "--yes")
     assert admin.json("hosts", "show", str(host["id"]))["team"]["name"] == "No team"
-    activities = admin.json("activities", "--per-page", "100")["activities"]
+    activities = admin.json("activities", "list", "--per-page", "100")["activities"]
     assert {"created_team", "deleted_team", "mdm_enrolled"} <= {a["type"] for a in activities}
     assert device.enrolled is not None
 

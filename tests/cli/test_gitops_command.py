@@ -86,10 +86,10 @@ def test_dry_run_then_apply_then_apply_again_changes_nothing(signed_in: AdminCLI
     assert sorted(names) == ["No cookies", "camera"]
     assert admin.json("config", "show")["mdm"]["enable_turn_on_windows_mdm_manually"] is True
 
-    activities = admin.json("activities", "--per-page", "1")["total"]
+    activities = admin.json("activities", "list", "--per-page", "1")["total"]
     again = apply(admin)
     assert again.stdout == "Nothing to change: the server already matches the files.\n", again.stderr
-    assert admin.json("activities", "--per-page", "1")["total"] == activities, "no new activity"
+    assert admin.json("activities", "list", "--per-page", "1")["total"] == activities, "no new activity"
 
     plan = admin.json("gitops", "apply", "-f", "default.yml", "teams/sales.yml", "--dry-run")
     assert plan == {

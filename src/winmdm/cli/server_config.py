@@ -68,13 +68,18 @@ def set_value(key: str, value: str, as_json: bool, api: APIClient) -> None:
     click.echo(f"mdm.{name} is {'true' if shown else 'false'}.")
 
 
-@click.command("activities")
+@click.group("activities")
+def activities() -> None:
+    """The activity feed: enrollments, unenrollments and every admin change."""
+
+
+@activities.command("list")
 @click.option("--host", "host_id", type=int, help="Only this host's activities (host id).")
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--per-page", type=click.IntRange(1, 500), default=50, show_default=True)
 @json_option
 @with_api
-def activities(host_id: int | None, page: int, per_page: int, as_json: bool, api: APIClient) -> None:
+def list_activities(host_id: int | None, page: int, per_page: int, as_json: bool, api: APIClient) -> None:
     """What happened, newest first: enrollments, admin changes, unenrollments."""
     found = api.get("/activities", host_id=host_id, page=page, per_page=per_page)
     if as_json:
