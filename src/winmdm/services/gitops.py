@@ -3,9 +3,11 @@
 API uses, so a GitOps refusal has the API's text. Errors are InvalidInput whose `field` is the
 spec path (`teams[1].profiles[0].syncml`); the CLI shows it as file:line:key.
 
-Everything that can be checked is checked before anything changes. The services each commit on
-their own, so a refusal while applying (rare: a name taken meanwhile) leaves what came before it
-applied; applying again finishes the job. Applying a spec twice changes nothing the second time.
+The spec's shape, every profile and every team name are checked before anything changes, and the
+settings go first (their service checks its rules as it applies them, all or nothing). The
+services each commit on their own, so a later refusal (the agent package's values, a name taken
+meanwhile) leaves what came before it applied; applying again finishes the job. Applying a spec
+twice changes nothing the second time.
 """
 
 from __future__ import annotations
