@@ -245,6 +245,10 @@ def test_free_refuses_manual_with_the_license_text(make_server) -> None:
     assert "Premium" in caught.value.message and "WINMDM_LICENSE_KEY" in caught.value.message
     assert caught.value.field == f"controls.{key}"
     assert not server.settings.get().enable_turn_on_windows_mdm_manually
+    # A dry run foresees the refusal, in the same words.
+    with pytest.raises(PremiumRequired) as foreseen:
+        server.apply({"controls": {key: True}}, dry_run=True)
+    assert foreseen.value.message == caught.value.message
     # Off is no change, so a Free server takes a file that says so.
     assert server.apply({"controls": {key: False}}).plan == ()
     # The settings go first: the refusal comes before any other change of the spec.

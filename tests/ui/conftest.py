@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+_SCRATCH = Path(tempfile.gettempdir()) / "winmdm-ui-screenshots"
 TENANT = "8d1d5a3c-6f7e-4b1a-9c2d-3e4f5a6b7c8d"
 PASSWORD = "correct horse battery staple"
 ADMIN = "admin@corp.example"
@@ -227,9 +229,14 @@ def anonymous(browser: Browser) -> Iterator[Page]:
 
 
 def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:
-    """docs/screenshots/<name>.png: the README shows them."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, animations="disabled")
+    """Every run takes the page's picture; with WINMDM_UPDATE_SCREENSHOTS=1 it replaces
+    docs/screenshots/<name>.png (the README shows them), else it goes to a temporary folder so
+    a test run leaves the checkout clean."""
+    folder = SCREENSHOTS if os.environ.get("WINMDM_UPDATE_SCREENSHOTS") == "1" else _SCRATCH
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page, animations="disabled")
+    assert path.stat().st_size > 1000
 
 
 def csrf_of(page: Page) -> str:

@@ -43,8 +43,9 @@ class Settings(Protocol):
 
     def update(self, changes: dict[str, bool], actor: Principal | str | None) -> Any: ...
 
-    # Optional: `check(changes)` raising what `update` would, without changing anything. With
-    # it, a dry run also foresees a refusal of the settings rules.
+    def check(self, changes: dict[str, bool]) -> Any:
+        """Raises what `update` would, changing nothing: a dry run foresees the refusals."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +180,8 @@ class GitOpsService:
         return [_Step(steps[0], run), *(_Step(change, _nothing) for change in steps[1:])]
 
     def _check_settings(self, changes: dict[str, bool]) -> None:
-        check = getattr(self._settings, "check", None)
-        if check is not None:
-            with _fields(_control_field):
-                check(changes)
+        with _fields(_control_field):
+            self._settings.check(changes)
 
     def _agent_steps(self, spec: Spec, actor: str | None) -> list[_Step]:
         if not spec.manages_agent_package:

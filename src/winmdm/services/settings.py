@@ -161,23 +161,13 @@ class SettingsService:
         """
         if isinstance(actor, Principal):
             actor.require(Role.ADMIN)
-        wanted = self._checked(changes)
-        license = self.license()
-        for key in KEYS:
-            if key in PREMIUM_KEYS and wanted.get(key) is True and not license.premium:
-                raise PremiumRequired(MESSAGE_PREMIUM_REQUIRED.format(key=key), field=field(key))
-        if wanted.get(END_USER_AUTH) is True and not self._sign_in_configured:
-            raise InvalidInput(MESSAGE_END_USER_AUTH_NEEDS_SIGN_IN, field=field(END_USER_AUTH))
+        wanted = self._allowed(changes)
         now = self._clock()
         with self._storage.transaction() as tx:
             # Locked: two admins turning on migration and manual at once cannot both succeed.
             stored = tx.settings.read(lock=True)
             current = self._settings(stored)
-            after = MDMSettings(**(current.as_dict() | wanted))
-            if after.enable_turn_on_windows_mdm_manually and after.windows_migration_enabled:
-                if wanted.get(MANUAL) is True:
-                    raise InvalidInput(MESSAGE_MANUAL_WHILE_MIGRATION, field=field(MANUAL))
-                raise InvalidInput(MESSAGE_MIGRATION_WHILE_MANUAL, field=field(MIGRATION))
+            after = _exclusive(current, wanted)
             before = current.as_dict()
             changed = {key: value for key, value in after.as_dict().items() if before[key] != value}
             if not changed and all(key in stored for key in wanted):
@@ -194,6 +184,23 @@ class SettingsService:
                         details |= {"team_id": None, "team_name": None}  # No team
                     tx.activities.add(on if changed[key] else off, at=now, actor=email, details=details)
         return after
+
+    def check(self, changes: Mapping[str, Any]) -> MDMSettings:
+        """What `update` would raise for `changes`, without changing anything (GitOps dry runs);
+        returns the settings the change would give."""
+        wanted = self._allowed(changes)
+        return _exclusive(self.get(), wanted)
+
+    def _allowed(self, changes: Mapping[str, Any]) -> dict[str, bool]:
+        """Shape, tier and sign-in rules: everything that does not depend on the stored values."""
+        wanted = self._checked(changes)
+        license = self.license()
+        for key in KEYS:
+            if key in PREMIUM_KEYS and wanted.get(key) is True and not license.premium:
+                raise PremiumRequired(MESSAGE_PREMIUM_REQUIRED.format(key=key), field=field(key))
+        if wanted.get(END_USER_AUTH) is True and not self._sign_in_configured:
+            raise InvalidInput(MESSAGE_END_USER_AUTH_NEEDS_SIGN_IN, field=field(END_USER_AUTH))
+        return wanted
 
     def _checked(self, changes: Mapping[str, Any]) -> dict[str, bool]:
         if not isinstance(changes, Mapping):
@@ -219,3 +226,14 @@ class SettingsService:
             enable_turn_on_windows_mdm_manually=value(MANUAL, DEFAULTS[MANUAL]),
             end_user_authentication=value(END_USER_AUTH, self._end_user_default),
         )
+
+
+def _exclusive(current: MDMSettings, wanted: Mapping[str, bool]) -> MDMSettings:
+    """The settings after `wanted`; manual and migration are never both on (design.md §1), and
+    the message names the setting to turn off first."""
+    after = MDMSettings(**(current.as_dict() | dict(wanted)))
+    if after.enable_turn_on_windows_mdm_manually and after.windows_migration_enabled:
+        if wanted.get(MANUAL) is True:
+            raise InvalidInput(MESSAGE_MANUAL_WHILE_MIGRATION, field=field(MANUAL))
+        raise InvalidInput(MESSAGE_MIGRATION_WHILE_MANUAL, field=field(MIGRATION))
+    return after
