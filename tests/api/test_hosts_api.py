@@ -128,6 +128,9 @@ def test_commands_results_and_activities(server):
     )
     per_host = server.get(f"/hosts/{host}/activities").json()["activities"]
     assert {a["host_id"] for a in per_host} == {host}
+    assert {"command_reboot", "command_unenroll", "command_inventory", "command_raw"} <= {
+        a["type"] for a in per_host
+    }
     paged = server.get("/activities", params={"per_page": 2, "page": 2}).json()
     assert paged["total"] == feed["total"] and len(paged["activities"]) == 2
     assert paged["activities"][0]["id"] == feed["activities"][2]["id"]

@@ -113,6 +113,8 @@ class CommandService:
                 f"command_{kind.value}",
                 at=now,
                 actor=actor,
+                # One host: the activity is that host's too (its page lists it).
+                host_id=host_ids[0] if len(host_ids) == 1 else None,
                 details={"command_uuid": created.uuid, "host_ids": list(host_ids)},
             )
         return created
