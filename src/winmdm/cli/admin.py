@@ -22,39 +22,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from winmdm.cli.exits import EXIT_FAILURE
+from winmdm.cli.exits import exit_code as _exit_code
 from winmdm.config import load_config
 from winmdm.domain.admin import Admin, Role
-from winmdm.errors import (
-    AuthenticationFailed,
-    AuthorizationFailed,
-    ConfigError,
-    Conflict,
-    InvalidInput,
-    NotFound,
-    WinMDMError,
-)
+from winmdm.errors import InvalidInput, NotFound, WinMDMError
 from winmdm.services.accounts import MIN_PASSWORD_LENGTH, AdminAccounts
-
-# docs/cli.md "Exit codes".
-EXIT_FAILURE = 1
-EXIT_CONFIG = 2
-EXIT_NOT_FOUND = 3
-EXIT_INVALID = 4
-EXIT_UNAUTHENTICATED = 5
-EXIT_CONFLICT = 6
-
-_EXITS: tuple[tuple[type[WinMDMError], int], ...] = (
-    (ConfigError, EXIT_CONFIG),
-    (NotFound, EXIT_NOT_FOUND),
-    (InvalidInput, EXIT_INVALID),
-    (AuthenticationFailed, EXIT_UNAUTHENTICATED),
-    (AuthorizationFailed, EXIT_UNAUTHENTICATED),
-    (Conflict, EXIT_CONFLICT),
-)
-
-
-def _exit_code(exc: WinMDMError) -> int:
-    return next((code for kind, code in _EXITS if isinstance(exc, kind)), EXIT_FAILURE)
 
 
 def _fail(message: str, code: int) -> None:
@@ -64,10 +37,11 @@ def _fail(message: str, code: int) -> None:
 
 def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
     """winmdm errors, and the database or file system failing, end in one line and an exit code."""
-    import sqlalchemy as sa
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
+        import sqlalchemy as sa  # on use: every other `winmdm` command starts without it
+
         try:
             command(*args, **kwargs)
         except WinMDMError as exc:

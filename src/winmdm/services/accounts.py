@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -30,7 +31,9 @@ from winmdm.errors import (
     NotFound,
     RateLimited,
 )
-from winmdm.storage.protocols import Storage, Transaction
+
+if TYPE_CHECKING:  # the CLI imports this module; storage (SQLAlchemy, Alembic) loads on use
+    from winmdm.storage.protocols import Storage, Transaction
 
 __all__ = [
     "ACTIVITY_CREATED_ADMIN",
