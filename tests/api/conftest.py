@@ -5,19 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.testclient import TestClient
 
-from tests.services.conftest import SERVER, TENANT, Clock
+from tests.services.conftest import SERVER, TENANT
 from tests.services.conftest import clock as clock
 from tests.services.conftest import entra as entra
 from tests.support.device import WindowsDevice
+from tests.support.license import LicenseKeys
 from tests.support.omadm import ManagedDevice
 from winmdm.config import load_config
 from winmdm.domain.admin import Role
@@ -29,33 +25,9 @@ PASSWORD = "correct horse battery staple"
 DISCOVERY = SERVER + "/EnrollmentServer/Discovery.svc"
 
 
-@dataclass
-class LicenseKeys:
-    private: ec.EllipticCurvePrivateKey
-    public_file: Path
-
-    def key(self, at: Clock, *, tier: str = "premium", days: int = 365) -> str:
-        now = at.now
-        claims = {
-            "iss": "winmdm",
-            "tier": tier,
-            "organization": "Corp Example",
-            "iat": int(now.timestamp()),
-            "exp": int((now + timedelta(days=days)).timestamp()),
-        }
-        return jwt.encode(claims, self.private, algorithm="ES256")
-
-
 @pytest.fixture(scope="session")
 def license_keys(tmp_path_factory) -> LicenseKeys:
-    private = ec.generate_private_key(ec.SECP256R1())
-    path = tmp_path_factory.mktemp("license") / "license-public.pem"
-    path.write_bytes(
-        private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return LicenseKeys(private, path)
+    return LicenseKeys.create(tmp_path_factory.mktemp("license"))
 
 
 @pytest.fixture
@@ -74,7 +46,7 @@ def make_runtime(tmp_path, database_url, entra, clock, license_keys) -> Iterator
             **env,
         }
         if premium:
-            settings["WINMDM_LICENSE_KEY"] = license_keys.key(clock)
+            settings["WINMDM_LICENSE_KEY"] = license_keys.key(now=clock.now)
         runtime = build(load_config(settings), clock=clock, with_tls=False)
         built.append(runtime)
         return runtime

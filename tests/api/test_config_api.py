@@ -83,7 +83,7 @@ def test_unknown_keys_and_non_booleans(server):
 
 
 def test_expired_license_means_free_with_a_warning(make_server, license_keys, clock):
-    expired = license_keys.key(clock, days=-1)
+    expired = license_keys.key(now=clock.now, days=-1)
     server = make_server(WINMDM_LICENSE_KEY=expired)
     lic = server.get("/config").json()["license"]
     assert lic["tier"] == "free" and "expired" in lic["warning"]

@@ -8,14 +8,12 @@ import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.support.license import LicenseKeys
 from tests.support.server import RunningServer, start_server, winmdm_command
 from winmdm.services.accounts import AdminAccounts
 from winmdm.storage import SQLStorage, create_engine_for
@@ -78,39 +76,15 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, p
     return lines[0].removeprefix("winmdm: ")
 
 
-@dataclass
-class LicenseKey:
-    public_file: Path
-    private: ec.EllipticCurvePrivateKey
-
-    def premium(self) -> str:
-        now = datetime.now(UTC)
-        claims = {
-            "iss": "winmdm",
-            "tier": "premium",
-            "organization": "Corp Example",
-            "iat": int(now.timestamp()),
-            "exp": int((now + timedelta(days=30)).timestamp()),
-        }
-        return jwt.encode(claims, self.private, algorithm="ES256")
-
-
 @pytest.fixture(scope="session")
-def license_key(tmp_path_factory) -> LicenseKey:
-    private = ec.generate_private_key(ec.SECP256R1())
-    path = tmp_path_factory.mktemp("license") / "license-public.pem"
-    path.write_bytes(
-        private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return LicenseKey(path, private)
+def license_key(tmp_path_factory) -> LicenseKeys:
+    return LicenseKeys.create(tmp_path_factory.mktemp("license"))
 
 
-def admin_server(root: Path, license_key: LicenseKey, *, premium: bool) -> RunningServer:
+def admin_server(root: Path, license_key: LicenseKeys, *, premium: bool) -> RunningServer:
     env = {"WINMDM_LICENSE_PUBLIC_KEY_FILE": str(license_key.public_file)}
     if premium:
-        env["WINMDM_LICENSE_KEY"] = license_key.premium()
+        env["WINMDM_LICENSE_KEY"] = license_key.key(days=30)
     server = start_server(root / "data", env)
     # The first admin, as `winmdm admin create` makes it on the server: the accounts service on
     # the server's database.

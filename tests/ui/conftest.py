@@ -9,16 +9,14 @@ import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from tests.support.entra_issuer import EntraIssuer
+from tests.support.license import LicenseKeys
 from tests.support.oidc import TestIdP
 from tests.support.server import RunningServer, start_server
 from tests.ui.fleet import Fleet, build_fleet
@@ -65,29 +63,6 @@ class UIServer:
         return self.server.url
 
 
-def _license_keys(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, Path]:
-    private = ec.generate_private_key(ec.SECP256R1())
-    path = folder / "license-public.pem"
-    path.write_bytes(
-        private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return private, path
-
-
-def premium_key(private: ec.EllipticCurvePrivateKey) -> str:
-    now = utc_now()
-    claims = {
-        "iss": "winmdm",
-        "tier": "premium",
-        "organization": "Corp Example",
-        "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(days=365)).timestamp()),
-    }
-    return jwt.encode(claims, private, algorithm="ES256")
-
-
 def open_server(data_dir: Path, env: dict[str, str]) -> UIServer:
     server = start_server(data_dir, {"WINMDM_ORGANIZATION": "Corp Example", **env})
     engine = create_engine_for(f"sqlite:///{data_dir / 'winmdm.db'}")
@@ -120,14 +95,14 @@ def premium(tmp_path_factory: pytest.TempPathFactory, entra: EntraIssuer, idp: T
     """Premium, connected to Entra and an OIDC IdP (end-user authentication for No team), with a
     fleet: On (manual), On (automatic), Pending, Off."""
     folder = tmp_path_factory.mktemp("ui-premium")
-    private, public_file = _license_keys(folder)
+    keys = LicenseKeys.create(folder)
     ui = open_server(
         folder / "data",
         {
             "WINMDM_ENTRA_TENANT_IDS": TENANT,
             "WINMDM_ENTRA_JWKS_URL": entra.jwks_url,
-            "WINMDM_LICENSE_PUBLIC_KEY_FILE": str(public_file),
-            "WINMDM_LICENSE_KEY": premium_key(private),
+            "WINMDM_LICENSE_PUBLIC_KEY_FILE": str(keys.public_file),
+            "WINMDM_LICENSE_KEY": keys.key(),
             **idp.env(),
             "WINMDM_END_USER_AUTH": "true",
         },

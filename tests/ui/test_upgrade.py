@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.conftest import UIServer, _license_keys, close_server, open_server, premium_key
+from tests.support.license import LicenseKeys
+from tests.ui.conftest import UIServer, close_server, open_server
 from winmdm.storage.database import create_engine_for, current_revision, migrate
 
 
@@ -23,9 +24,9 @@ def test_an_upgraded_server_keeps_windows_mdm_on_with_automatic(
     migrate(engine, "0003_identity")
     assert current_revision(engine) == "0003_identity"
     engine.dispose()
-    private, public_file = _license_keys(folder)
+    keys = LicenseKeys.create(folder)
     ui: UIServer = open_server(
-        data, {"WINMDM_LICENSE_PUBLIC_KEY_FILE": str(public_file), "WINMDM_LICENSE_KEY": premium_key(private)}
+        data, {"WINMDM_LICENSE_PUBLIC_KEY_FILE": str(keys.public_file), "WINMDM_LICENSE_KEY": keys.key()}
     )
     try:
         page = signed_in(ui)
