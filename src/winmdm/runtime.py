@@ -5,6 +5,7 @@ The composition root: storage, device CA, TLS material, identity verification an
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from winmdm.services.bulk import EnrollmentSecrets
 from winmdm.services.certificates import DeviceCertificates
 from winmdm.services.commands import CommandService
 from winmdm.services.deep_link import DeepLinks
+from winmdm.services.end_user_auth import end_user_auth_required
 from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
 from winmdm.services.gitops import GitOpsService
@@ -144,8 +146,14 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         verifier,
         clock,
         load_or_create_key(config.data_dir),
-        # Read at each request: an admin may change it while the server runs.
-        end_user_auth=(lambda: mdm_settings.end_user_authentication()) if oidc is not None else False,
+        # Read at each request: an admin may change it while the server runs. A PC known by its
+        # Entra device id follows its team, any other No team (services/end_user_auth.py).
+        device_end_user_auth=functools.partial(
+            end_user_auth_required,
+            storage=storage,
+            no_team=mdm_settings.end_user_authentication,
+            sign_in_configured=oidc is not None,
+        ),
     )
     bulk = EnrollmentSecrets(storage=storage, clock=clock)
     enrollment = EnrollmentService(

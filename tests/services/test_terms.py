@@ -367,3 +367,115 @@ def test_a_page_state_is_not_a_blob(terms, token, crid, clock) -> None:
 def test_a_short_signing_key_is_refused(verifier, clock) -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         TermsOfUse(verifier, clock, b"short")
+
+
+# -- end-user authentication per device (the rule itself: tests/services/test_end_user_auth.py) --
+
+DEVICE = "2f6a4c1e-8b3d-4e5f-9a7b-0c1d2e3f4a5b"
+OTHER_DEVICE = "7d8e9f00-1a2b-4c3d-8e4f-5a6b7c8d9e0f"
+
+
+class Rule:
+    """Stands in for services/end_user_auth.py: known devices by id, any other one No team's."""
+
+    def __init__(self, no_team: bool, known: dict[str, bool]) -> None:
+        self.no_team = no_team
+        self.known = dict(known)
+        self.asked: list[str | None] = []
+
+    def __call__(self, device_id: str | None) -> bool:
+        self.asked.append(device_id)
+        return self.known.get(device_id, self.no_team) if device_id else self.no_team
+
+
+def per_device(verifier, clock, rule: Rule) -> TermsOfUse:
+    return TermsOfUse(verifier, clock, KEY, end_user_auth=True, device_end_user_auth=rule)
+
+
+def test_the_tokens_entra_device_id_decides_at_the_get(verifier, clock, token, crid) -> None:
+    rule = Rule(no_team=False, known={DEVICE: True})
+    terms = per_device(verifier, clock, rule)  # end_user_auth=True is not asked: the rule is
+    signing = terms.check(bearer(token(device_id=DEVICE.upper())), params(crid))
+    assert signing.outcome is Outcome.SIGN_IN and signing.login_hint == "alice@corp.example"
+    assert terms.check(bearer(token(device_id=OTHER_DEVICE)), params(crid)).outcome is Outcome.SHOW
+    assert terms.check(bearer(token()), params(crid)).outcome is Outcome.SHOW
+    assert terms.check(bearer(token(device_id="x" * 200)), params(crid)).outcome is Outcome.SHOW
+    assert rule.asked == [DEVICE, OTHER_DEVICE, None, None]  # canonical, and nonsense is no id
+    assert terms.end_user_auth is False  # No team's
+
+
+def test_a_device_whose_team_does_not_require_it_accepts_while_no_team_does(
+    verifier, clock, token, crid
+) -> None:
+    """The POST carries no token: it must not fall back to No team's rule for a known PC."""
+    rule = Rule(no_team=True, known={DEVICE: False})
+    terms = per_device(verifier, clock, rule)
+    assert terms.check(bearer(token()), params(crid)).outcome is Outcome.SIGN_IN  # a new PC
+    state = shown(terms, token(device_id=DEVICE), crid)
+    answer = answer_of(terms.answer({"state": state, "answer": "accept"}))
+    assert answer["IsAccepted"] == "true"
+    blob = terms.read_blob(answer["OpaqueBlob"], clock.now)
+    assert blob is not None and blob["end_user_username"] is None
+    assert rule.asked == [None, DEVICE, DEVICE]  # the POST asked about the GET's device
+
+
+def test_a_known_device_signs_in_and_the_sign_in_keeps_the_gets_decision(
+    verifier, clock, token, crid
+) -> None:
+    rule = Rule(no_team=False, known={DEVICE: True})
+    terms = per_device(verifier, clock, rule)
+    decision = terms.check(bearer(token(device_id=DEVICE)), params(crid, mode="azureadjoin"))
+    assert decision.outcome is Outcome.SIGN_IN and decision.state is not None
+    cookie = terms.begin_sign_in(decision.state, state="st-1", code_verifier="cv", nonce="n-1")
+    pending = terms.resume_sign_in(cookie)
+    assert pending is not None and terms.matches(pending, "st-1")
+    rule.known[DEVICE] = False  # an admin turned it off meanwhile: the signed-in user still may accept
+    page = terms.signed_in(pending, "bob@corp.example")
+    assert page.outcome is Outcome.SHOW and page.prompt.end_user == "bob@corp.example"
+    assert page.prompt.join is True
+    answer = answer_of(terms.answer({"state": page.prompt.state, "answer": "accept"}))
+    blob = terms.read_blob(answer["OpaqueBlob"], clock.now)
+    assert (blob["upn"], blob["end_user_username"]) == ("alice@corp.example", "bob@corp.example")
+
+
+def test_the_gets_decision_is_enforced_and_a_stricter_rule_since_too(verifier, clock, token, crid) -> None:
+    rule = Rule(no_team=False, known={DEVICE: False})
+    terms = per_device(verifier, clock, rule)
+    state = shown(terms, token(device_id=DEVICE), crid)
+    rule.known[DEVICE] = True  # the PC was moved to a team that requires it
+    assert_error(
+        terms.answer({"state": state, "answer": "accept"}),
+        ErrorCode.UNAUTHORIZED_CLIENT,
+        crid,
+        "sign in with its identity provider",
+    )
+    # Declining needs no sign-in.
+    assert answer_of(terms.answer({"state": state, "answer": "decline"}))["IsAccepted"] == "false"
+
+
+def test_the_decision_and_the_device_in_the_state_cannot_be_altered(verifier, clock, token, crid) -> None:
+    terms = per_device(verifier, clock, Rule(no_team=False, known={DEVICE: True, OTHER_DEVICE: False}))
+    state = shown(terms, token(device_id=OTHER_DEVICE), crid)
+    for forged in (_tamper(state, eua=False, did=DEVICE), _tamper(state, did=None), _tamper(state, eua="no")):
+        assert terms.answer({"state": forged, "answer": "accept"}).outcome is Outcome.REFUSE
+
+
+def test_a_state_sealed_before_the_decision_was_carried_follows_no_team(verifier, clock, token, crid) -> None:
+    """A page shown by an instance not yet upgraded (no "eua", no "did") during a rolling update."""
+    from winmdm.services import terms as terms_module
+
+    terms = per_device(verifier, clock, Rule(no_team=True, known={}))
+    state = terms.check(bearer(token()), params(crid)).state  # SIGN_IN: the pending state
+    assert state is not None
+    encoded = state.split(".")[0]
+    body = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    old = {k: v for k, v in body.items() if k not in ("eua", "did")} | {"k": "tou-page"}
+    sealed = terms_module._seal(terms._state_key, old)
+    assert_error(
+        terms.answer({"state": sealed, "answer": "accept"}),
+        ErrorCode.UNAUTHORIZED_CLIENT,
+        crid,
+        "sign in with its identity provider",
+    )
+    relaxed = per_device(verifier, clock, Rule(no_team=False, known={}))
+    assert answer_of(relaxed.answer({"state": sealed, "answer": "accept"}))["IsAccepted"] == "true"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,27 @@ def is_real_serial(serial: str | None) -> bool:
         return False
     value = serial.strip().casefold()
     return bool(value) and value not in _NOT_SERIALS
+
+
+_MAX_ENTRA_DEVICE_ID = 128
+
+
+def entra_device_id(value: object) -> str | None:
+    """An Entra token's ``deviceid`` as winmdm stores and compares it, or None.
+
+    Entra device ids are GUIDs: one is spelled the canonical lower-case way, so the terms page's
+    token and the enrollment's always agree. Anything else that is short, printable text is kept
+    as sent (stripped); a missing, empty, over-long or non-text value identifies nothing.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text or len(text) > _MAX_ENTRA_DEVICE_ID or not text.isprintable():
+        return None
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return text
 
 
 class EnrollmentKind(enum.StrEnum):

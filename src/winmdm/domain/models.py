@@ -76,6 +76,9 @@ class Host:
     updated_at: datetime
     last_seen_at: datetime | None = None
     enrollment_kind: EnrollmentKind | None = None  # of the current enrollment
+    # The Entra device id (token claim ``deviceid``) of the latest Entra enrollment: how the
+    # terms-of-use page, which sees no hardware id, recognises a PC it knows.
+    entra_device_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,7 @@ class NewHost:
     serial: str | None = None
     mdm_status: MDMStatus = MDMStatus.PENDING
     enrollment_kind: EnrollmentKind | None = None
+    entra_device_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

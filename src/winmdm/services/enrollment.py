@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from winmdm.domain.identity import entra_device_id
 from winmdm.domain.models import (
     CertificateStatus,
     DeviceCertificate,
@@ -308,7 +309,12 @@ class EnrollmentService:
         team_id: int | None,
     ) -> tuple[Host, bool]:
         """A known host (same HWDevID or DeviceID) keeps its team; a new one lands in No team,
-        or in the team of the bulk secret it enrolled with."""
+        or in the team of the bulk secret it enrolled with.
+
+        An Entra enrollment also records the token's Entra device id on the host: the terms page
+        of the device's next Entra enrollment recognises it by that id (services/end_user_auth.py).
+        """
+        entra_id = entra_device_id(identity.entra_device_id) if identity.kind is TokenKind.ENTRA_JWT else None
         known = tx.hosts.find_known(hw_dev_id=hw_dev_id, device_id=device_id)
         if known is not None:
             host = tx.hosts.record_enrollment(
@@ -322,6 +328,7 @@ class EnrollmentService:
                 mdm_status=MDMStatus.PENDING,
                 at=now,
                 enrollment_kind=kind,
+                entra_device_id=entra_id,
             )
             return host, False
         host = tx.hosts.create(
@@ -336,6 +343,7 @@ class EnrollmentService:
                 created_at=now,
                 team_id=team_id,
                 enrollment_kind=kind,
+                entra_device_id=entra_id,
             )
         )
         tx.activities.add(

@@ -23,14 +23,19 @@ Decisions (each the conservative reading where Microsoft is silent):
 - The bearer token is only on the GET (a form POST from the web view carries no Authorization
   header), so the GET puts what it verified (redirect_uri, client-request-id, mode, user) in a
   signed, short-lived ``state`` field of the form, and the POST trusts that field alone.
-- End-user authentication (``WINMDM_END_USER_AUTH``, for No team: the page cannot know any other
-  team, as the ToU token names no device): before Accept is shown, the user also signs in with
-  the OIDC identity provider (login_hint = the Entra UPN). The GET answers SIGN_IN with a sealed
-  pending state; the route sends the user to the provider with a signed cookie
-  (:meth:`TermsOfUse.begin_sign_in`) and comes back to the terms' own callback
-  (:meth:`TermsOfUse.resume_sign_in`, :meth:`TermsOfUse.signed_in`). The IdP username then rides in
-  the page state and the OpaqueBlob *beside* the Entra UPN, which stays the enrollment's user.
-  With the setting on, an answer whose state has no IdP username is refused.
+- End-user authentication: before Accept is shown, the user also signs in with the OIDC identity
+  provider (login_hint = the Entra UPN). Whether to is asked with the token's Entra device id
+  (``deviceid``, None when it names none): a PC winmdm knows by that id follows its team's
+  setting, any other PC No team's (``mdm.end_user_authentication``, first
+  ``WINMDM_END_USER_AUTH``); services/end_user_auth.py holds that rule. The GET's decision and
+  the device id ride in the sealed page state, so the POST enforces what the GET decided (and a
+  stricter rule an admin set for that device meanwhile), never No team's rule for a known PC.
+  The GET answers SIGN_IN with a sealed pending state; the route sends the user to the provider
+  with a signed cookie (:meth:`TermsOfUse.begin_sign_in`) and comes back to the terms' own
+  callback (:meth:`TermsOfUse.resume_sign_in`, :meth:`TermsOfUse.signed_in`). The IdP username
+  then rides in the page state and the OpaqueBlob *beside* the Entra UPN, which stays the
+  enrollment's user. When the sign-in is required, an answer whose state has no IdP username is
+  refused.
 - Signing: HMAC-SHA256 with keys derived from the data dir's ``agent-download.key`` (one per
   purpose, so a download-link signature, a page state and a blob can never stand in for one
   another), which every instance sharing the database already shares: no new file to copy.
@@ -52,6 +57,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from winmdm.domain.identity import entra_device_id
 from winmdm.errors import AuthenticationFailed, UpstreamUnavailable
 from winmdm.idp.entra import EntraVerifier
 
@@ -225,12 +231,17 @@ class TermsOfUse:
         page_lifetime: timedelta = PAGE_LIFETIME,
         end_user_auth: bool | Callable[[], bool] = False,
         sign_in_lifetime: timedelta = SIGN_IN_LIFETIME,
+        device_end_user_auth: Callable[[str | None], bool] | None = None,
     ) -> None:
         """``verifier`` is None when Entra is not configured: every request is then refused.
 
         ``end_user_auth``: the user also signs in with the OIDC identity provider before Accept.
         A callable is asked at each request (No team's setting, which an admin may change while
         the server runs: services/settings.py).
+
+        ``device_end_user_auth``: when given, asked in place of ``end_user_auth`` with the Entra
+        device id of the verified token (None when it names none): the device's team's setting
+        (services/end_user_auth.py).
         """
         if len(signing_key) < 32:
             raise ValueError("the terms-of-use signing key must be at least 32 bytes")
@@ -242,10 +253,18 @@ class TermsOfUse:
         self._blob_lifetime = blob_lifetime
         self._page_lifetime = page_lifetime
         self._end_user_auth = end_user_auth
+        self._device_end_user_auth = device_end_user_auth
         self._sign_in_lifetime = sign_in_lifetime
 
     @property
     def end_user_auth(self) -> bool:
+        """Whether the user of a PC winmdm does not know must sign in (No team's rule)."""
+        return self.requires_end_user_auth(None)
+
+    def requires_end_user_auth(self, device_id: str | None) -> bool:
+        """Whether the user of the Entra device ``device_id`` must sign in with the IdP now."""
+        if self._device_end_user_auth is not None:
+            return bool(self._device_end_user_auth(device_id))
         setting = self._end_user_auth
         return bool(setting()) if callable(setting) else setting
 
@@ -333,6 +352,8 @@ class TermsOfUse:
                 f"your organization. {_RETRY}.",
                 crid,
             )
+        device = entra_device_id(identity.device_id)
+        required = self.requires_end_user_auth(device)
         page = {
             "k": _STATE_KIND,
             "ru": redirect_uri,
@@ -342,8 +363,16 @@ class TermsOfUse:
             "oid": oid,
             "tid": identity.tenant_id,
             "exp": int((now + self._page_lifetime).timestamp()),
+            "eua": required,  # this GET's decision, which the POST enforces
         }
-        if self.end_user_auth:
+        if device is not None:
+            page["did"] = device
+        if required:
+            log.info(
+                "terms of use: %s (Entra device %s) signs in with the identity provider first",
+                user,
+                device or "-",
+            )
             pending = _seal(self._state_key, {**page, "k": _PENDING_KIND})
             return Decision(Outcome.SIGN_IN, state=pending, login_hint=user)
         state = _seal(self._state_key, page)
@@ -405,7 +434,7 @@ class TermsOfUse:
                 pending.client_request_id,
             )
         claims = pending.page
-        page = {k: claims[k] for k in _FIELDS[_STATE_KIND]}
+        page = {k: claims[k] for k in (*_FIELDS[_STATE_KIND], "did", "eua") if k in claims}
         page.update(k=_STATE_KIND, eu=name)
         log.info("terms of use: %s signed in with the identity provider as %s", claims["upn"], name)
         prompt = Prompt(
@@ -458,7 +487,10 @@ class TermsOfUse:
                 crid,
             )
         end_user = state.get("eu")
-        if not end_user and self.end_user_auth:
+        # The GET's decision; and the rule for the same device now, should an admin have turned
+        # end-user authentication on meanwhile. A state sealed before the decision was carried
+        # (no "eua") is asked the rule alone, as then.
+        if not end_user and (state.get("eua") or self.requires_end_user_auth(state.get("did"))):
             return _error(
                 redirect_uri,
                 ErrorCode.UNAUTHORIZED_CLIENT,
@@ -568,7 +600,11 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     _SIGN_IN_KIND: {**_PAGE_FIELDS, "st": str, "cv": str, "n": str, "sx": int},
     _BLOB_KIND: {"upn": str, "oid": str, "tid": str, "crid": str, "iat": int, "exp": int},
 }
-_OPTIONAL = ("eu",)  # the IdP username, when end-user authentication signed the user in
+_OPTIONAL: dict[str, type] = {
+    "eu": str,  # the IdP username, when end-user authentication signed the user in
+    "did": str,  # the Entra device id of the GET's token, when it named one
+    "eua": bool,  # whether the GET required end-user authentication
+}
 
 
 def _unseal(key: bytes, sealed: object, kind: str) -> dict[str, Any] | None:
@@ -591,8 +627,8 @@ def _unseal(key: bytes, sealed: object, kind: str) -> dict[str, Any] | None:
         value = payload.get(name)
         if not isinstance(value, kind_of) or (kind_of is int and isinstance(value, bool)):
             return None
-    for name in _OPTIONAL:
+    for name, kind_of in _OPTIONAL.items():
         value = payload.get(name)
-        if value is not None and (not isinstance(value, str) or not value):
+        if value is not None and (not isinstance(value, kind_of) or (kind_of is str and not value)):
             return None
     return payload

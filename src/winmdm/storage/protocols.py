@@ -62,10 +62,13 @@ class HostStore(Protocol):
         mdm_status: MDMStatus,
         at: datetime,
         enrollment_kind: EnrollmentKind | None = None,
+        entra_device_id: str | None = None,
     ) -> Host:
         """Refresh what a (re-)enrollment tells about a known host. Never touches team_id.
 
-        A None hw_dev_id/device_id/os/idp_username/enrollment_kind keeps the stored value.
+        A None hw_dev_id/device_id/os/idp_username/enrollment_kind/entra_device_id keeps the
+        stored value. An Entra device id names one host at a time: recording it here (or in
+        `create`) forgets it on any other host.
         """
         ...
 
@@ -81,6 +84,12 @@ class HostStore(Protocol):
         """
         ...
 
+    def find_by_entra_device_id(self, entra_device_id: str | None) -> Host | None:
+        """The host whose latest Entra enrollment carried this Entra device id (the token's
+        ``deviceid``), else None. None and empty never match; compared exactly (callers
+        normalise with `domain.identity.entra_device_id`)."""
+        ...
+
     def merge_into(self, source_id: int, target_id: int, at: datetime) -> None:
         """Fold the source host into the target (the same device recorded twice), then delete
         the source.
@@ -88,10 +97,10 @@ class HostStore(Protocol):
         Enrollments, certificates and activities move as they are; queued commands move unless
         the target has the same command; the source's session, profile and agent status rows
         replace the target's. The source is the newer record, so its non-null facts (ids, status,
-        OS, inventory, enrollment kind, last seen) overwrite the target's; the target keeps its
-        id, uuid, team and created_at, and `at` becomes its updated_at. Callers decide which
-        enrollment stays active. NotFound when either host is missing; Conflict when they are
-        the same host.
+        OS, inventory, enrollment kind, Entra device id, last seen) overwrite the target's; the
+        target keeps its id, uuid, team and created_at, and `at` becomes its updated_at. Callers
+        decide which enrollment stays active. NotFound when either host is missing; Conflict when
+        they are the same host.
         """
         ...
 

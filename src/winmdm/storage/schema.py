@@ -126,6 +126,9 @@ hosts = sa.Table(
     sa.Column("dm_version", sa.Text, nullable=True),
     # The current enrollment's manual/automatic (revision 0003); NULL before anyone decided.
     sa.Column("enrollment_kind", StrEnumType(EnrollmentKind), nullable=True),
+    # The latest Entra enrollment's Entra device id (revision 0005): the terms page finds the
+    # host, and so its team's end-user authentication, by it.
+    sa.Column("entra_device_id", sa.Text, nullable=True),
     _values_check("mdm_status", MDMStatus, "mdm_status"),
     _values_check("enrollment_kind", EnrollmentKind, "enrollment_kind"),
     sa.Index(None, "uuid", unique=True),
@@ -133,6 +136,7 @@ hosts = sa.Table(
     sa.Index(None, "device_id"),
     sa.Index(None, "serial"),
     sa.Index(None, "team_id"),
+    sa.Index(None, "entra_device_id"),
 )
 
 enrollments = sa.Table(

@@ -131,8 +131,22 @@ _RECORD_ENROLLMENT = (
         os_edition=keep_if_null(_h.os_edition),
         idp_username=keep_if_null(_h.idp_username),
         enrollment_kind=keep_if_null(_h.enrollment_kind),
+        entra_device_id=keep_if_null(_h.entra_device_id),
     )
     .returning(*hosts.c)
+)
+# An Entra device id names one host at a time: recording it on one forgets it on the others.
+_FORGET_ENTRA_DEVICE_ID = (
+    hosts.update()
+    .where(_h.entra_device_id == _p("match_entra_device_id", type_=sa.Text), _h.id != _p("keep_id"))
+    .values(entra_device_id=None)
+)
+# Newest record first, should a merge ever leave two.
+_FIND_BY_ENTRA_DEVICE_ID = (
+    hosts.select()
+    .where(_h.entra_device_id == _p("entra_device_id", type_=sa.Text))
+    .order_by(_h.id.desc())
+    .limit(1)
 )
 _SET_TEAM = hosts.update().where(_h.id == _p("match_id"))
 _SET_NO_TEAM = _SET_TEAM.values(team_id=None)
@@ -234,9 +248,12 @@ class SQLHostStore:
                 "updated_at": new.created_at,
                 "last_seen_at": None,
                 "enrollment_kind": new.enrollment_kind,
+                "entra_device_id": identifier(new.entra_device_id),
             },
         ).one()
-        return host_from_row(row._mapping)
+        host = host_from_row(row._mapping)
+        self._own_entra_device_id(host)
+        return host
 
     def get(self, host_id: int) -> Host | None:
         row = self._conn.execute(_GET_HOST, {"host_id": host_id}).one_or_none()
@@ -273,6 +290,7 @@ class SQLHostStore:
         mdm_status: MDMStatus,
         at: datetime,
         enrollment_kind: EnrollmentKind | None = None,
+        entra_device_id: str | None = None,
     ) -> Host:
         row = self._conn.execute(
             _RECORD_ENROLLMENT,
@@ -288,11 +306,21 @@ class SQLHostStore:
                 "new_os_edition": os_edition,
                 "new_idp_username": idp_username,
                 "new_enrollment_kind": enrollment_kind,
+                "new_entra_device_id": identifier(entra_device_id),
             },
         ).one_or_none()
         if row is None:
             raise _host_missing(host_id)
-        return host_from_row(row._mapping)
+        host = host_from_row(row._mapping)
+        if entra_device_id:
+            self._own_entra_device_id(host)
+        return host
+
+    def _own_entra_device_id(self, host: Host) -> None:
+        if host.entra_device_id is not None:
+            self._conn.execute(
+                _FORGET_ENTRA_DEVICE_ID, {"match_entra_device_id": host.entra_device_id, "keep_id": host.id}
+            )
 
     def set_team(self, host_id: int, team_id: int | None) -> None:
         if team_id is None:
@@ -309,6 +337,12 @@ class SQLHostStore:
         if not is_real_serial(serial):
             return None
         row = self._conn.execute(_FIND_BY_SERIAL, {"serial": serial}).one_or_none()
+        return None if row is None else host_from_row(row._mapping)
+
+    def find_by_entra_device_id(self, entra_device_id: str | None) -> Host | None:
+        if not entra_device_id:
+            return None
+        row = self._conn.execute(_FIND_BY_ENTRA_DEVICE_ID, {"entra_device_id": entra_device_id}).one_or_none()
         return None if row is None else host_from_row(row._mapping)
 
     def merge_into(self, source_id: int, target_id: int, at: datetime) -> None:

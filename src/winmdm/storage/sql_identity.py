@@ -224,7 +224,7 @@ _source_host = hosts.alias("source_host")
 _MERGED_HOST_COLUMNS = (
     *("display_name", "hw_dev_id", "device_id", "serial", "mdm_status", "os_version", "os_edition"),
     *("idp_username", "last_seen_at", "manufacturer", "model", "language", "dm_version"),
-    "enrollment_kind",
+    *("enrollment_kind", "entra_device_id"),
 )
 # UPDATE ... FROM (SQLite 3.33+): no row when either host is missing. The ids differing is the
 # join condition (SQLAlchemy warns about a FROM without one) and true for any two hosts.

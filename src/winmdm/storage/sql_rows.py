@@ -42,6 +42,7 @@ def host_from_row(row: Mapping[str, Any]) -> Host:
         updated_at=row["updated_at"],
         last_seen_at=row["last_seen_at"],
         enrollment_kind=row["enrollment_kind"],
+        entra_device_id=row["entra_device_id"],
     )
 
 

@@ -5,13 +5,14 @@ self-contained (no scripts, no external resources; a Content-Security-Policy say
 OOBE (``CXH-HOST: FRX``), and every value it shows is HTML-escaped. Nothing a client sends gets a
 500 or a traceback: unexpected failures become the contract's ``server_error`` redirect.
 
-With end-user authentication (``WINMDM_END_USER_AUTH``) the GET first sends the user to the OIDC
-identity provider (code + PKCE + nonce, ``login_hint`` = the Entra UPN, idp/oidc.py), which sends
-them back to ``<terms>/callback``; what must survive the round trip rides in a signed cookie scoped
-to the terms path (services/terms.py seals it). The callback then shows the terms, naming both
-users. The cookie is ``SameSite=None`` (and Secure, HttpOnly): Windows 11 shows the terms inside a
-frame of its own host, where a Lax cookie would not come back; the provider's ``state``, compared
-with the cookie's, is what ties the callback to the sign-in.
+With end-user authentication (the device's team's setting, or No team's for a PC winmdm does not
+know: services/end_user_auth.py) the GET first sends the user to the OIDC identity provider
+(code, PKCE and nonce; ``login_hint`` = the Entra UPN; idp/oidc.py), which sends them back to
+``<terms>/callback``; what must survive the round trip rides in a signed cookie scoped to the
+terms path (services/terms.py seals it). The callback then shows the terms, naming both users.
+The cookie is ``SameSite=None`` (and Secure, HttpOnly): Windows 11 shows the terms inside a frame
+of its own host, where a Lax cookie would not come back; the provider's ``state``, compared with
+the cookie's, is what ties the callback to the sign-in.
 """
 
 from __future__ import annotations
@@ -207,7 +208,9 @@ async def _finish_sign_in(request: Request, runtime: Runtime, *, dark: bool) -> 
     terms, oidc = runtime.terms, runtime.oidc
     pending = terms.resume_sign_in(request.cookies.get(COOKIE))
     params = request.query_params
-    if pending is None or oidc is None or not terms.end_user_auth:
+    # The cookie exists only because the GET required the sign-in for this device: that decision
+    # stands (the device's team, not necessarily No team's: services/end_user_auth.py).
+    if pending is None or oidc is None:
         log.info("terms of use: sign-in callback without a matching sign-in (expired, altered or elsewhere)")
         return _refusal(
             "This sign-in has expired, or it was started in another window. Start again from "
@@ -310,7 +313,9 @@ async def answer_terms(request: Request) -> Response:
         )
     form = {name: values[0] for name, values in fields.items()}
     try:
-        return _render(runtime.terms.answer(form), runtime, dark=dark)
+        # In a thread: the answer may ask the database (the device's team's setting).
+        decision = await run_in_threadpool(runtime.terms.answer, form)
+        return _render(decision, runtime, dark=dark)
     except Exception:
         log.exception("terms of use: unexpected failure answering the page")
         return _render(runtime.terms.server_error(form), runtime, dark=dark, status=503)
