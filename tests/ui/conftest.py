@@ -78,19 +78,19 @@ def close_server(ui: UIServer) -> None:
     ui.storage.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def entra() -> Iterator[EntraIssuer]:
     with EntraIssuer() as issuer:
         yield issuer
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def idp() -> Iterator[TestIdP]:
     with TestIdP.start() as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def premium(tmp_path_factory: pytest.TempPathFactory, entra: EntraIssuer, idp: TestIdP) -> Iterator[UIServer]:
     """Premium, connected to Entra and an OIDC IdP (end-user authentication for No team), with a
     fleet: On (manual), On (automatic), Pending, Off."""
@@ -115,7 +115,7 @@ def premium(tmp_path_factory: pytest.TempPathFactory, entra: EntraIssuer, idp: T
         close_server(ui)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def free(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
     """Free (no license key), no Entra, no hosts."""
     ui = open_server(tmp_path_factory.mktemp("ui-free") / "data", {})
@@ -123,7 +123,9 @@ def free(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
     close_server(ui)
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in this thread until it stops,
+# and tests after tests/ui (asyncio.run in tests/web) need the thread free again.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
         pytest.fail(
@@ -135,7 +137,7 @@ def playwright() -> Iterator[Playwright]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     yield browser
