@@ -6,7 +6,7 @@ import pytest
 
 from winmdm.domain.identity import EnrollmentKind
 from winmdm.domain.models import TokenKind
-from winmdm.services.enrollment_kind import enrollment_kind, status_label
+from winmdm.services.enrollment_kind import enrollment_kind
 
 MANUAL, AUTOMATIC = EnrollmentKind.MANUAL, EnrollmentKind.AUTOMATIC
 ENTRA, OWN, BULK = TokenKind.ENTRA_JWT, TokenKind.ENROLLMENT_TOKEN, TokenKind.BULK_SECRET
@@ -67,16 +67,3 @@ def test_every_path(path, token_kind, not_in_oobe, ux_initiated, domain_name, bu
         bulk_aadj=bulk_aadj,
     )
     assert kind is expected, path
-
-
-@pytest.mark.parametrize(
-    ("status", "kind", "label"),
-    [
-        ("on", MANUAL, "On (manual)"),
-        ("on", AUTOMATIC, "On (automatic)"),
-        ("off", MANUAL, "Off"),
-        ("pending", AUTOMATIC, "Pending"),
-    ],
-)
-def test_labels(status, kind, label) -> None:
-    assert status_label(status, kind) == label

@@ -33,10 +33,3 @@ def enrollment_kind(
     # Settings, the deep link, or an agent calling the enrollment API in a user session. Windows
     # before 1903 sends no NotInOobe: with UX, or without a domain, it was a user's doing.
     return EnrollmentKind.MANUAL
-
-
-def status_label(mdm_status: str, kind: EnrollmentKind | None) -> str:
-    """How a host's MDM status reads everywhere: On (manual), On (automatic), Off, Pending."""
-    if mdm_status == "on":
-        return "On (manual)" if kind is EnrollmentKind.MANUAL else "On (automatic)"
-    return {"off": "Off", "pending": "Pending"}.get(mdm_status, mdm_status)
