@@ -74,6 +74,8 @@ def _welcome(runtime) -> None:
     console.print(f"  device CA     {runtime.ca_path}")
     console.print(f"  listening on  https://{cfg.listen_host}:{cfg.listen_port}")
     console.print(f"  discovery URL {ep.discovery}")
+    base = cfg.server_url.rstrip("/")
+    console.print(f"  admin UI      {base}/   (REST API {base}/api/v1, end users {base}/enroll)")
     if runtime.tls.dev_ca is not None:
         console.print(
             f"  TLS           development certificate for {cfg.server_host}. Windows must trust its "
