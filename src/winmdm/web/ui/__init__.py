@@ -11,6 +11,7 @@ from starlette.staticfiles import StaticFiles
 
 from winmdm.web.ui import (
     activity_routes,
+    admin_routes,
     auth_routes,
     fleet_routes,
     profile_routes,
@@ -30,5 +31,6 @@ def routes() -> list[BaseRoute]:
         *profile_routes.routes(),
         *activity_routes.routes(),
         *settings_routes.routes(),
+        *admin_routes.routes(),
         Mount(STATIC_PREFIX, app=StaticFiles(directory=Path(__file__).parent / "static"), name="ui-static"),
     ]
