@@ -19,6 +19,7 @@ from winmdm.protocol import soap, wstep
 from winmdm.protocol.discovery import AuthPolicy, DiscoverRequest
 from winmdm.services.license import FREE, License, Tier
 from winmdm.services.settings import (
+    ENABLED_TTL,
     MESSAGE_END_USER_AUTH_NEEDS_SIGN_IN,
     MESSAGE_MANUAL_WHILE_MIGRATION,
     MESSAGE_MIGRATION_WHILE_MANUAL,
@@ -363,3 +364,16 @@ def test_the_server_wires_the_settings_into_terms_and_enrollment(runtime) -> Non
     assert runtime.terms.end_user_auth is False
     with pytest.raises(InvalidInput, match="WINMDM_OIDC_ISSUER"):
         runtime.settings.update({"end_user_authentication": True}, None)
+
+
+def test_windows_enabled_is_read_at_most_once_a_second_and_own_changes_count_at_once(storage) -> None:
+    ticks = [100.0]
+    here = service(storage, monotonic=lambda: ticks[0])
+    elsewhere = service(storage)  # another instance on the same database
+    assert here.windows_enabled() is True
+    elsewhere.update({"windows_enabled_and_configured": False}, principal())
+    assert here.windows_enabled() is True  # still within the second it trusts
+    ticks[0] += ENABLED_TTL
+    assert here.windows_enabled() is False
+    here.update({"windows_enabled_and_configured": True}, principal())
+    assert here.windows_enabled() is True  # its own change at once

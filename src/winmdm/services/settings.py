@@ -16,6 +16,7 @@ stores the first three):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -97,6 +98,10 @@ ACTIVITY_TYPES: dict[str, tuple[str, str]] = {
 }
 
 
+# How long windows_enabled() trusts what it read (seconds).
+ENABLED_TTL = 1.0
+
+
 def field(key: str) -> str:
     """The API field of a setting."""
     return f"mdm.{key}"
@@ -124,6 +129,7 @@ class SettingsService:
         *,
         end_user_authentication_default: bool = False,
         sign_in_configured: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`end_user_authentication_default`: WINMDM_END_USER_AUTH, until an admin sets the
         setting. `sign_in_configured`: an OIDC identity provider is set up (WINMDM_OIDC_*), which
@@ -133,6 +139,8 @@ class SettingsService:
         self._license = license
         self._end_user_default = end_user_authentication_default
         self._sign_in_configured = sign_in_configured
+        self._monotonic = monotonic
+        self._enabled: tuple[float, bool] | None = None  # (read at, windows_enabled)
 
     def license(self) -> License:
         """The license as it stands now (a Premium license past its expiry is Free)."""
@@ -143,9 +151,18 @@ class SettingsService:
             return self._settings(tx.settings.read())
 
     def windows_enabled(self) -> bool:
-        """Whether Windows PCs may discover and enroll now (read at each request: every instance
-        sees an admin's change at once)."""
-        return self.get().windows_enabled_and_configured
+        """Whether Windows PCs may discover and enroll now.
+
+        Each of an enrollment's three messages asks, so the answer is read from the database at
+        most once per ENABLED_TTL seconds: this instance's own change counts at once, another
+        instance's within that time."""
+        now = self._monotonic()
+        cached = self._enabled
+        if cached is not None and now - cached[0] < ENABLED_TTL:
+            return cached[1]
+        enabled = self.get().windows_enabled_and_configured
+        self._enabled = (now, enabled)
+        return enabled
 
     def end_user_authentication(self) -> bool:
         """No team's end-user authentication, as the Entra terms page needs it now."""
@@ -175,6 +192,7 @@ class SettingsService:
             # Every key asked for is stored, changed or not: a value an admin set wins over
             # WINMDM_END_USER_AUTH from then on.
             tx.settings.write(wanted, at=now)
+            self._enabled = None
             email = actor.admin.email if isinstance(actor, Principal) else actor
             for key in KEYS:
                 if key in changed:
