@@ -122,6 +122,7 @@ def _installing(runtime, client, enroll) -> MsiDevice:
     [
         ({"url": "http://downloads.corp.example/a.msi"}, "url", "must be an https:// URL"),
         ({"url": "https:///a.msi"}, "url", "with a host name"),
+        ({"url": "https://[fe80::1/a.msi"}, "url", "with a host name"),
         ({"url": "ftp://downloads.corp.example/a.msi"}, "url", "https://"),
         ({"url": "https://downloads.corp.example/a b.msi"}, "url", "without spaces"),
         ({"sha256": None}, "sha256", "sha256 is required with a URL"),
@@ -376,6 +377,9 @@ def test_an_uploaded_msi_is_served_behind_a_signed_expiring_link(runtime, client
         f"{sha}.{expires}",
         "nonsense",
         f"{sha}.{expires}.{signature}é",
+        f"{sha}.\u0661\u0662.{signature}",  # Arabic-Indic digits: str.isdigit() says yes
+        f"{sha}.{expires}\u00b2.{signature}",
+        f"{sha}.{'9' * 40}.{signature}",
     ):
         refused = client.get(f"/agent/{tampered}.msi")
         assert refused.status_code == 403, tampered

@@ -44,7 +44,8 @@ DOWNLOAD_SUFFIX = ".msi"  # some download stacks name the cached file after the 
 LINK_LIFETIME = timedelta(hours=24)
 # Windows Installer files are OLE compound files; this is their signature.
 _MSI_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
-_SHA256 = re.compile(r"^[0-9A-Fa-f]{64}$")
+_SHA256 = re.compile(r"[0-9A-Fa-f]{64}")
+_EXPIRES = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit also takes "²" and "١"
 _VERSION = re.compile(r"^\d{1,5}(\.\d{1,5}){0,3}$")
 _MAX_ARGS = 1024
 _MAX_URL = 2048
@@ -169,7 +170,7 @@ class AgentService:
         """The package a link names, with its content. AuthorizationFailed when the link was
         altered or has expired; NotFound when the package it names is no longer the agent."""
         parts = token.split(".")
-        if len(parts) != 3 or not _SHA256.match(parts[0]) or not parts[1].isdigit():
+        if len(parts) != 3 or not _SHA256.fullmatch(parts[0]) or not _EXPIRES.fullmatch(parts[1]):
             raise AuthorizationFailed("This download link is not valid.")
         payload = f"{parts[0]}.{parts[1]}"
         if not hmac.compare_digest(self._sign(payload).encode(), parts[2].encode()):
@@ -403,8 +404,11 @@ def _install_args(value: str) -> str:
 
 def _url(value: str) -> str:
     value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme.lower() != "https" or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        parts = None
+    if parts is None or parts.scheme.lower() != "https" or not parts.hostname:
         raise InvalidInput(
             f"url {value!r} must be an https:// URL with a host name (Windows downloads the MSI from it)",
             field="url",
@@ -416,7 +420,7 @@ def _url(value: str) -> str:
 
 def _sha256(value: str) -> str:
     value = value.strip()
-    if not _SHA256.match(value):
+    if not _SHA256.fullmatch(value):
         raise InvalidInput(
             f"sha256 {value!r} is not a SHA-256: it must be 64 hexadecimal characters", field="sha256"
         )
