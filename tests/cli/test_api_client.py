@@ -11,7 +11,15 @@ import httpx
 import pytest
 
 from winmdm.cli import hosts
-from winmdm.cli.api_client import APIClient, APIError, Credentials, explained, save_credentials, server_url
+from winmdm.cli.api_client import (
+    APIClient,
+    APIError,
+    Credentials,
+    explained,
+    one_line_errors,
+    save_credentials,
+    server_url,
+)
 from winmdm.cli.exits import (
     EXIT_CONFIG,
     EXIT_CONFLICT,
@@ -78,7 +86,17 @@ def test_answers_that_are_not_the_api() -> None:
     with pytest.raises(APIError) as caught:
         client_answering(200, "<html>a login page</html>").get("/hosts")
     assert caught.value.exit_code == EXIT_FAILURE and "not the winmdm API" in caught.value.message
+    with pytest.raises(APIError) as caught:
+        client_answering(200, [1, 2]).get("/hosts")  # JSON, but every API answer is an object
+    assert caught.value.exit_code == EXIT_FAILURE and "not the winmdm API" in caught.value.message
     assert client_answering(204, "").delete("/hosts/1") is None
+
+
+def test_an_object_without_the_documented_keys_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited, one_line_errors():
+        client_answering(200, {"unrelated": 1}).get("/hosts")["hosts"]
+    assert exited.value.code == EXIT_FAILURE
+    assert capsys.readouterr().err.startswith("winmdm: the server's answer is not what this winmdm expects")
 
 
 def test_the_field_is_shown_only_when_the_message_does_not_name_it() -> None:
@@ -101,9 +119,10 @@ def test_server_urls(given: str, url: str) -> None:
     assert server_url(given) == url
 
 
-def test_a_server_url_without_scheme_is_a_setting_error() -> None:
+@pytest.mark.parametrize("given", ["mdm.example.com", "https://[::1", "https://mdm.example.com:abc"])
+def test_a_server_url_that_is_not_one_is_a_setting_error(given: str) -> None:
     with pytest.raises(APIError) as caught:
-        server_url("mdm.example.com")
+        server_url(given)
     assert caught.value.exit_code == EXIT_CONFIG
 
 

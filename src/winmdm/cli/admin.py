@@ -9,7 +9,6 @@ stderr line and an exit code (docs/cli.md).
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -19,39 +18,31 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from winmdm.cli.api_client import fail, one_line_errors
 from winmdm.cli.exits import EXIT_FAILURE
-from winmdm.cli.exits import exit_code as _exit_code
+from winmdm.cli.output import json_option, note, print_json, table
 from winmdm.config import load_config
 from winmdm.domain.admin import Admin, Role
-from winmdm.errors import InvalidInput, NotFound, WinMDMError
+from winmdm.errors import InvalidInput, NotFound
 from winmdm.services.accounts import MIN_PASSWORD_LENGTH, AdminAccounts
 
 
-def _fail(message: str, code: int) -> None:
-    click.echo(f"winmdm: {' '.join(message.split())}", err=True)
-    sys.exit(code)
-
-
 def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """winmdm errors, and the database or file system failing, end in one line and an exit code."""
+    """The API commands' one-line errors (winmdm errors, the file system), and the database's."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
         import sqlalchemy as sa  # on use: every other `winmdm` command starts without it
 
-        try:
-            command(*args, **kwargs)
-        except WinMDMError as exc:
-            _fail(exc.message, _exit_code(exc))
-        except sa.exc.SQLAlchemyError as exc:
-            _fail(
-                f"database error: {exc.__class__.__name__}: {getattr(exc, 'orig', None) or exc}", EXIT_FAILURE
-            )
-        except OSError as exc:
-            _fail(f"{exc.filename or 'file system'}: {exc.strerror or exc}", EXIT_FAILURE)
+        with one_line_errors():
+            try:
+                command(*args, **kwargs)
+            except sa.exc.SQLAlchemyError as exc:
+                fail(
+                    f"database error: {exc.__class__.__name__}: {getattr(exc, 'orig', None) or exc}",
+                    EXIT_FAILURE,
+                )
 
     return run
 
@@ -59,7 +50,6 @@ def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
 _config_option = click.option(
     "--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file (as for serve)."
 )
-_json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 _email_option = click.option("--email", required=True, help="The admin's email (their sign-in name).")
 
 
@@ -76,16 +66,12 @@ def _accounts(config_file: Path | None) -> Iterator[AdminAccounts]:
         migrate(engine)
         yield AdminAccounts(SQLStorage(engine), lambda: datetime.now(UTC))
         if fresh:  # only when the command succeeded: a refusal stays one line
-            _note(
+            note(
                 "note: the database had no winmdm tables yet, so they were created; if the server "
                 "uses another database, run this with its settings (WINMDM_DATABASE_URL, WINMDM_DATA_DIR)"
             )
     finally:
         engine.dispose()
-
-
-def _note(text: str) -> None:
-    click.echo(text, err=True)
 
 
 def _iso(at: datetime) -> str:
@@ -99,10 +85,6 @@ def _admin_json(admin: Admin) -> dict[str, Any]:
         "role": admin.role.value,
         "created_at": _iso(admin.created_at),
     }
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
 
 
 def _password(given: str | None) -> str:
@@ -143,7 +125,7 @@ def admin() -> None:
     show_default=True,
     help="admin: everything; maintainer: hosts, profiles, enrollment; observer: read only.",
 )
-@_json_option
+@json_option
 @_config_option
 @_one_line_errors
 def create(email: str, password: str | None, role: str, as_json: bool, config_file: Path | None) -> None:
@@ -152,13 +134,13 @@ def create(email: str, password: str | None, role: str, as_json: bool, config_fi
     with _accounts(config_file) as accounts:
         made = accounts.create_admin(email, secret, Role(role), None)
     if as_json:
-        _print_json(_admin_json(made))
+        print_json(_admin_json(made))
         return
     click.echo(f"Created {made.role.value} {made.email} (id {made.id}); they can sign in now.")
 
 
 @admin.command("list")
-@_json_option
+@json_option
 @_config_option
 @_one_line_errors
 def list_admins(as_json: bool, config_file: Path | None) -> None:
@@ -166,24 +148,21 @@ def list_admins(as_json: bool, config_file: Path | None) -> None:
     with _accounts(config_file) as accounts:
         found = accounts.list_admins()
     if as_json:
-        _print_json({"admins": [_admin_json(a) for a in found]})
+        print_json({"admins": [_admin_json(a) for a in found]})
         return
     if not found:
         click.echo("No admin accounts yet; make one with: winmdm admin create --email EMAIL")
         return
-    table = Table(box=None)
-    for column in ("ID", "EMAIL", "ROLE", "CREATED"):
-        table.add_column(column)
-    for a in found:
-        table.add_row(
-            str(a.id), a.email, a.role.value, a.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        )
-    Console(soft_wrap=True, markup=False, highlight=False).print(table)
+    table(
+        None,
+        ("ID", "EMAIL", "ROLE", "CREATED"),
+        [(a.id, a.email, a.role.value, _iso(a.created_at)) for a in found],
+    )
 
 
 @admin.command("delete")
 @_email_option
-@_json_option
+@json_option
 @_config_option
 @_one_line_errors
 def delete(email: str, as_json: bool, config_file: Path | None) -> None:
@@ -194,7 +173,7 @@ def delete(email: str, as_json: bool, config_file: Path | None) -> None:
             raise NotFound(f"no admin with the email {email.strip()!r}; see winmdm admin list")
         gone = accounts.delete_admin(found.id, None)
     if as_json:
-        _print_json(_admin_json(gone))
+        print_json(_admin_json(gone))
         return
     click.echo(f"Deleted {gone.role.value} {gone.email} (id {gone.id}); their tokens no longer work.")
 

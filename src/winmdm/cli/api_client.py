@@ -124,8 +124,12 @@ def server_url(value: str) -> str:
     """`https://mdm.example.com[:port]` from what an admin typed (a trailing /api/v1 is fine)."""
     text = value.strip().rstrip("/")
     text = text.removesuffix(API_PREFIX).rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - a port that is not a number raises here, not deep in httpx
+    except ValueError:  # "https://[::1", "https://host:abc"
+        parts = None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
         raise APIError(
             f"{value!r} is not a server URL; give it as https://mdm.example.com (with :port if not 443)",
             EXIT_CONFIG,
@@ -139,7 +143,6 @@ def server_url(value: str) -> str:
 class APIClient:
     def __init__(self, server: str, token: str | None, ca_file: str | None = None) -> None:
         self.server = server
-        self.ca_file = ca_file
         self._token = token
         headers = {"User-Agent": f"winmdm-cli/{__version__}", "Accept": "application/json"}
         if token:
@@ -149,7 +152,7 @@ class APIClient:
         )
 
     @classmethod
-    def configured(cls, server: str | None, ca_file: str | None, *, token_needed: bool = True) -> APIClient:
+    def configured(cls, server: str | None, ca_file: str | None) -> APIClient:
         """The server and token from the options, the environment and the stored login."""
         stored = load_credentials()
         given = server or os.environ.get(SERVER_ENV)
@@ -165,7 +168,7 @@ class APIClient:
             )
         same_server = stored is not None and stored.server == url
         token = os.environ.get(TOKEN_ENV) or (stored.token if same_server else None)
-        if token_needed and not token:
+        if not token:
             raise APIError(
                 f"not logged in to {url}: run winmdm login --server {url} --email EMAIL, or set {TOKEN_ENV}",
                 EXIT_UNAUTHENTICATED,
@@ -217,7 +220,7 @@ class APIClient:
             body = response.json()
         except ValueError:
             body = None
-        if response.is_success and body is not None:
+        if response.is_success and isinstance(body, dict):  # every API answer is an object
             return body
         raise self._error(response, body)
 
@@ -294,6 +297,13 @@ def one_line_errors() -> Iterator[None]:
         fail(exc.message, exit_code(exc))
     except OSError as exc:
         fail(f"{exc.filename or 'file system'}: {exc.strerror or exc}", EXIT_FAILURE)
+    except (KeyError, IndexError, TypeError) as exc:
+        # An object without what the API documents: another program, or another winmdm version.
+        fail(
+            f"the server's answer is not what this winmdm expects ({exc.__class__.__name__}: {exc}); "
+            "is it a winmdm server of the same version?",
+            EXIT_FAILURE,
+        )
 
 
 def with_api(command: Callable[..., None]) -> Callable[..., None]:

@@ -8,11 +8,11 @@ from typing import Any
 import click
 
 from winmdm.cli.api_client import APIClient, with_api
+from winmdm.cli.files import read_text
 from winmdm.cli.hosts import resolve_host
 from winmdm.cli.output import confirm, json_option, note, print_json, table, typed_confirm
-from winmdm.errors import InvalidInput
 
-MAX_SYNCML_BYTES = 1024 * 1024
+MAX_SYNCML_BYTES = 1024 * 1024  # the API's default body limit; the server's own check has the words
 
 
 @click.group("commands")
@@ -45,16 +45,7 @@ def _queued(host: dict[str, Any], what: str, answer: dict[str, Any], as_json: bo
 @with_api
 def run(host_refs: tuple[str, ...], syncml_file: Path, as_json: bool, api: APIClient) -> None:
     """Send your own SyncML commands to hosts."""
-    if str(syncml_file) == "-":
-        data = click.get_binary_stream("stdin").read(MAX_SYNCML_BYTES + 1)
-    else:
-        data = syncml_file.read_bytes()
-    if len(data) > MAX_SYNCML_BYTES:
-        raise InvalidInput(f"{syncml_file} is over {MAX_SYNCML_BYTES} bytes")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{syncml_file} is not UTF-8 text") from None
+    text = read_text(syncml_file, MAX_SYNCML_BYTES)
     hosts = [resolve_host(api, ref) for ref in host_refs]
     queued = []
     for host in hosts:

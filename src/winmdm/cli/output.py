@@ -108,7 +108,3 @@ def typed_confirm(question: str, expected: str, yes: bool) -> None:
         typed = ""
     if typed.strip() != expected:
         raise Cancelled(f"cancelled: you did not type {expected}, nothing was changed (or give --yes)")
-
-
-def team_label(team: dict[str, Any] | None) -> str:
-    return "No team" if not team else f"{team.get('name')} (id {team.get('id')})"

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from winmdm.cli.api_client import APIClient, with_api
+from winmdm.cli.files import read_text
 from winmdm.cli.output import confirm, fields, json_option, print_json, table
 from winmdm.cli.teams import resolve_team, team_id, team_option, team_text
-from winmdm.errors import InvalidInput
 
 MAX_PROFILE_BYTES = 1024 * 1024
 
@@ -73,13 +73,7 @@ def show_profile(profile_id: int, as_json: bool, api: APIClient) -> None:
 @with_api
 def add_profile(path: Path, name: str | None, team_ref: str | None, as_json: bool, api: APIClient) -> None:
     """Add a profile from a file of SyncML Add/Replace commands; the team's hosts get it now."""
-    data = path.read_bytes()
-    if len(data) > MAX_PROFILE_BYTES:
-        raise InvalidInput(f"{path} is {len(data)} bytes; a profile file is at most {MAX_PROFILE_BYTES}")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path} is not UTF-8 text") from None
+    text = read_text(path, MAX_PROFILE_BYTES)
     team = resolve_team(api, team_ref)
     profile = api.post("/profiles", {"team_id": team_id(team), "name": name or path.stem, "syncml": text})
     if as_json:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from winmdm.cli.api_client import APIClient, with_api
+from winmdm.cli.files import read_bounded
 from winmdm.cli.output import fields, json_option, note, print_json, table, when
 from winmdm.errors import InvalidInput
 
@@ -160,11 +161,14 @@ def package_set(
     if msi is not None:
         if sha256 is not None:
             raise click.UsageError("--sha256 goes with --url; for --file winmdm computes it")
+        from winmdm.web.api.app import MAX_UPLOAD_BYTES  # here: the other commands need no FastAPI
+
+        # Sent whole (up to the server's upload limit, 200 MiB), so read with that bound.
         found = api.request(
             "POST",
             "/agent_package/upload",
             params={"product_code": product_code, "version": version, "install_args": install_args},
-            content=msi.read_bytes(),
+            content=read_bounded(msi, MAX_UPLOAD_BYTES),
             headers={"Content-Type": "application/octet-stream"},
         )["agent_package"]
     else:
