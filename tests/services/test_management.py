@@ -160,6 +160,27 @@ def test_an_idle_check_in_fetches_commands_with_one_query(runtime, client, manag
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
 
 
+def test_the_first_session_looks_for_its_inventory_once(runtime, client, managed, monkeypatch) -> None:
+    """Not on every message while the host is pending: the first one queues it (hot path)."""
+    from winmdm.storage.sql_commands import SQLCommandQueue
+
+    calls: list[int] = []
+    original = SQLCommandQueue.list_for_host
+
+    def counted(self, host_id, **kwargs):
+        calls.append(host_id)
+        return original(self, host_id, **kwargs)
+
+    monkeypatch.setattr(SQLCommandQueue, "list_for_host", counted)
+    log = managed.session(client)
+    assert len(log.replies) >= 2
+    assert [type(c) for c in log.received] == [syncml.Get]
+    assert len(calls) == 1
+    calls.clear()
+    managed.session(client)
+    assert calls == []  # managed now: no look at all
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [

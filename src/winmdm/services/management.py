@@ -356,10 +356,15 @@ class ManagementService:
                 )
             return pending
         queued = tx.commands.next_for_host(host.id, session.session_id)  # the one hot-path query
-        if host.mdm_status is MDMStatus.PENDING and not any(
-            q.command.kind is CommandKind.INVENTORY
-            and q.command.context.get("enrollment_id") == enrollment_id
-            for q in tx.commands.list_for_host(host.id)
+        # Only on a session's first authenticated message: later ones would find what it queued.
+        if (
+            not session.authenticated
+            and host.mdm_status is MDMStatus.PENDING
+            and not any(
+                q.command.kind is CommandKind.INVENTORY
+                and q.command.context.get("enrollment_id") == enrollment_id
+                for q in tx.commands.list_for_host(host.id)
+            )
         ):
             # Once per enrollment, in its first session: inventory, then what every new host gets.
             self._queue_inventory(tx, host.id, enrollment_id, now)
@@ -375,7 +380,8 @@ class ManagementService:
             start = reply.next_cmd_id
             numbered, ids = _renumber(command, reply)
             reply.commands.append(numbered)
-            if syncml.encoded_size(reply.message()) > budget:
+            oversized = syncml.encoded_size(reply.message()) > budget
+            if oversized:
                 reply.commands.pop()
                 reply.next_cmd_id = start
                 if reply.commands:
@@ -385,32 +391,19 @@ class ManagementService:
                     log.warning(
                         "command %s is larger than MaxMsgSize and cannot be chunked", item.command.uuid
                     )
-                    numbered, ids = _renumber(command, reply)
-                    reply.commands.append(numbered)
-                else:
-                    numbered, ids = _renumber(chunks[0], reply)
-                    reply.commands.append(numbered)
-                    pending = [
-                        json.dumps(
-                            {
-                                "uuid": item.command.uuid,
-                                "command_id": item.command.id,
-                                "fragment": syncml.build_fragment(c).decode("utf-8"),
-                            }
-                        )
-                        for c in chunks[1:]
-                    ]
-                tx.commands.mark_sent(
-                    host.id,
-                    item.command.id,
-                    session_id=session.session_id,
-                    msg_id=server_msg_id,
-                    cmd_ids=ids,
-                    at=now,
-                )
-                for cmd_id in ids:
-                    sent[f"{server_msg_id}:{cmd_id}"] = item.command.uuid
-                break
+                    chunks = [command]
+                numbered, ids = _renumber(chunks[0], reply)
+                reply.commands.append(numbered)
+                pending = [
+                    json.dumps(
+                        {
+                            "uuid": item.command.uuid,
+                            "command_id": item.command.id,
+                            "fragment": syncml.build_fragment(c).decode("utf-8"),
+                        }
+                    )
+                    for c in chunks[1:]
+                ]
             tx.commands.mark_sent(
                 host.id,
                 item.command.id,
@@ -421,6 +414,8 @@ class ManagementService:
             )
             for cmd_id in ids:
                 sent[f"{server_msg_id}:{cmd_id}"] = item.command.uuid
+            if oversized:
+                break  # alone in this message (whole, or its first chunk)
         return pending
 
     @staticmethod
