@@ -185,6 +185,7 @@ def test_the_first_session_looks_for_its_inventory_once(runtime, client, managed
     ("text", "problem"),
     [
         ("", "empty"),
+        ("<Get>\ud800</Get>", "not valid UTF-8"),
         ("<Replace>", "not valid"),
         ("<Alert><CmdID>1</CmdID><Data>1201</Data></Alert>", "Alert is not allowed"),
         (

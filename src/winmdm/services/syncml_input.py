@@ -29,7 +29,10 @@ def parse_admin_syncml(
     scopes: tuple[str, ...] | None = None,
 ) -> tuple[syncml.Command, ...]:
     """The top-level commands of an admin's SyncML: one element, several elements, or a document."""
-    data = text.strip().encode("utf-8")
+    try:
+        data = text.strip().encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. "\ud800" in JSON
+        raise InvalidInput("the SyncML is not valid UTF-8 text", field=field) from None
     if not data:
         raise InvalidInput("the SyncML is empty", field=field)
     if len(data) > MAX_BYTES:
