@@ -10,21 +10,33 @@ from winmdm.domain.admin import Role
 from winmdm.domain.fleet import HostFilter, HostMDMStatus, team_filter
 from winmdm.web.api import views
 from winmdm.web.api.auth import Endpoints, SignedIn, actor, runtime_of
-from winmdm.web.api.params import Body, PageQuery, PerPageQuery, team_ref
+from winmdm.web.api.params import (
+    Body,
+    BodyId,
+    BodyTeamId,
+    PageQuery,
+    PathId,
+    PerPageQuery,
+    TeamQuery,
+    team_ref,
+)
+from winmdm.web.ids import MAX_ID
 
 api = Endpoints("hosts")
 
 
 class Transfer(Body):
-    team_id: int | None
-    host_ids: list[int]
+    team_id: BodyTeamId | None
+    host_ids: list[BodyId]
 
 
 @api.get("/hosts", Role.OBSERVER)
 def list_hosts(
     request: Request,
     mdm_status: str | None = Query(None, description="on_manual, on_automatic, off or pending"),
-    team_id: int | None = Query(None, description="a team's id, or 0 for No team; absent: every team"),
+    team_id: int | None = Query(
+        None, ge=0, le=MAX_ID, description="a team's id, or 0 for No team; absent: every team"
+    ),
     query: str | None = Query(None, description="search name, serial, IdP username, hardware/device id"),
     page: int = PageQuery,
     per_page: int = PerPageQuery,
@@ -37,12 +49,12 @@ def list_hosts(
 
 
 @api.get("/hosts/{host_id}", Role.OBSERVER)
-def get_host(host_id: int, request: Request) -> dict[str, Any]:
+def get_host(host_id: PathId, request: Request) -> dict[str, Any]:
     return views.host_detail(runtime_of(request).hosts.get(host_id))
 
 
 @api.delete("/hosts/{host_id}", Role.MAINTAINER, status_code=204)
-def delete_host(host_id: int, request: Request, principal: SignedIn) -> Response:
+def delete_host(host_id: PathId, request: Request, principal: SignedIn) -> Response:
     runtime_of(request).hosts.delete(host_id, actor=actor(principal))
     return Response(status_code=204)
 
@@ -54,7 +66,7 @@ def transfer(body: Transfer, request: Request, principal: SignedIn) -> dict[str,
 
 
 @api.get("/hosts/{host_id}/profiles", Role.OBSERVER)
-def host_profiles(host_id: int, request: Request) -> dict[str, Any]:
+def host_profiles(host_id: PathId, request: Request) -> dict[str, Any]:
     runtime = runtime_of(request)
     rows = runtime.profiles.host_profiles(host_id)
     names = {p.id: p.name for p in runtime.profiles.all_profiles()}
@@ -63,7 +75,7 @@ def host_profiles(host_id: int, request: Request) -> dict[str, Any]:
 
 @api.get("/hosts/{host_id}/activities", Role.OBSERVER)
 def host_activities(
-    host_id: int, request: Request, page: int = PageQuery, per_page: int = PerPageQuery
+    host_id: PathId, request: Request, page: int = PageQuery, per_page: int = PerPageQuery
 ) -> dict[str, Any]:
     runtime = runtime_of(request)
     runtime.hosts.get(host_id)  # NotFound for an unknown host
@@ -72,5 +84,5 @@ def host_activities(
 
 
 @api.get("/mdm/summary", Role.OBSERVER)
-def mdm_summary(request: Request, team_id: int | None = Query(None)) -> dict[str, Any]:
+def mdm_summary(request: Request, team_id: int | None = TeamQuery) -> dict[str, Any]:
     return views.summary(runtime_of(request).hosts.summary(team_filter(team_id)))

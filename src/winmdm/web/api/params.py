@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Query, Request
-from pydantic import BaseModel, ConfigDict
+from fastapi import Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
-from winmdm.errors import InvalidInput, MalformedMessage
+from winmdm.errors import MalformedMessage
+from winmdm.web.ids import MAX_ID
 
 MAX_PER_PAGE = 500
+
+# Ids are bounded here to what the id columns hold, so an id no row can have is a 422 naming the
+# field, never a database error (a 500).
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+PathTeamId = Annotated[int, Path(ge=0, le=MAX_ID, description="a team's id, or 0 for No team")]
+BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
+BodyTeamId = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 class Body(BaseModel):
@@ -19,13 +27,14 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-def team_ref(team_id: int | None, field: str = "team_id") -> int | None:
-    """The API's team id (0 or null = No team) -> the services' (None = No team)."""
-    if team_id is None or team_id == 0:
-        return None
-    if team_id < 0:
-        raise InvalidInput(f"{field} must be a team id, or 0 for No team", field=field)
-    return team_id
+def team_ref(team_id: int | None) -> int | None:
+    """The API's team id (0 or null = No team; bounded by PathTeamId, BodyTeamId or TeamQuery) ->
+    the services' (None = No team)."""
+    return team_id or None
+
+
+TeamQuery = Query(None, ge=0, le=MAX_ID, description="a team's id, or 0 for No team")
+HostIdQuery = Query(None, ge=1, le=MAX_ID, description="only this host's activities")
 
 
 PageQuery = Query(1, ge=1, description="page number, from 1")

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Query, Request, Response
+from fastapi import Request, Response
 
 from winmdm.domain.admin import Role
 from winmdm.web.api import views
 from winmdm.web.api.auth import Endpoints, SignedIn, actor, runtime_of
-from winmdm.web.api.params import Body, team_ref
+from winmdm.web.api.params import Body, BodyTeamId, PathId, TeamQuery, team_ref
 
 api = Endpoints("profiles")
 
 
 class NewProfile(Body):
-    team_id: int | None = None
+    team_id: BodyTeamId | None = None
     name: str
     syncml: str
 
@@ -29,13 +29,13 @@ def create_profile(body: NewProfile, request: Request, principal: SignedIn) -> d
 
 
 @api.get("/profiles", Role.OBSERVER)
-def list_profiles(request: Request, team_id: int | None = Query(None)) -> dict[str, Any]:
+def list_profiles(request: Request, team_id: int | None = TeamQuery) -> dict[str, Any]:
     profiles = runtime_of(request).profiles.list_profiles(team_ref(team_id))
     return {"profiles": [views.profile(p) for p in profiles]}
 
 
 @api.get("/profiles/{profile_id}", Role.OBSERVER)
-def get_profile(profile_id: int, request: Request) -> dict[str, Any]:
+def get_profile(profile_id: PathId, request: Request) -> dict[str, Any]:
     service = runtime_of(request).profiles
     profile = service.get_profile(profile_id)
     counts: dict[str, int] = {}
@@ -45,7 +45,7 @@ def get_profile(profile_id: int, request: Request) -> dict[str, Any]:
 
 
 @api.get("/profiles/{profile_id}/hosts", Role.OBSERVER)
-def profile_hosts(profile_id: int, request: Request) -> dict[str, Any]:
+def profile_hosts(profile_id: PathId, request: Request) -> dict[str, Any]:
     service = runtime_of(request).profiles
     profile = service.get_profile(profile_id)
     rows = service.hosts_with_profile(profile_id)
@@ -53,6 +53,6 @@ def profile_hosts(profile_id: int, request: Request) -> dict[str, Any]:
 
 
 @api.delete("/profiles/{profile_id}", Role.MAINTAINER, status_code=204)
-def delete_profile(profile_id: int, request: Request, principal: SignedIn) -> Response:
+def delete_profile(profile_id: PathId, request: Request, principal: SignedIn) -> Response:
     runtime_of(request).profiles.remove_profile(profile_id, actor=actor(principal))
     return Response(status_code=204)

@@ -9,7 +9,7 @@ from fastapi import Request, Response
 from winmdm.domain.admin import Admin, AdminToken, Role
 from winmdm.errors import InvalidInput
 from winmdm.web.api.auth import Endpoints, SignedIn, actor, runtime_of
-from winmdm.web.api.params import Body
+from winmdm.web.api.params import Body, PathId
 from winmdm.web.api.views import plain
 
 api = Endpoints("sign-in and admins")
@@ -88,7 +88,7 @@ def list_tokens(request: Request, principal: SignedIn) -> dict[str, Any]:
 
 
 @api.delete("/api_tokens/{token_id}", Role.OBSERVER, status_code=204)
-def revoke_token(token_id: int, request: Request, principal: SignedIn) -> Response:
+def revoke_token(token_id: PathId, request: Request, principal: SignedIn) -> Response:
     runtime_of(request).accounts.revoke_token(token_id, by=principal)
     return Response(status_code=204)
 
@@ -110,6 +110,6 @@ def create_admin(body: NewAdmin, request: Request, principal: SignedIn) -> dict[
 
 
 @api.delete("/admins/{admin_id}", Role.ADMIN, status_code=204)
-def delete_admin(admin_id: int, request: Request, principal: SignedIn) -> Response:
+def delete_admin(admin_id: PathId, request: Request, principal: SignedIn) -> Response:
     runtime_of(request).accounts.delete_admin(admin_id, actor=actor(principal))
     return Response(status_code=204)

@@ -10,26 +10,17 @@ from starlette.routing import Route
 from winmdm.domain.fleet import Page as ResultPage
 from winmdm.errors import InvalidInput
 from winmdm.web.ui.activity_text import describe_activity
-from winmdm.web.ui.page import Page, admin_page
+from winmdm.web.ui.page import Page, admin_page, whole_number
 
 PER_PAGE = 50
-
-
-def _number(value: str, field: str) -> int | None:
-    value = value.strip()
-    if not value:
-        return None
-    if not value.isdigit() or len(value) > 9 or int(value) < 1:
-        raise InvalidInput(f"{field} must be a whole number from 1, not {value!r}", field=field)
-    return int(value)
 
 
 @admin_page("activities")
 def activities(page: Page) -> Response:
     error = None
     try:
-        number = _number(page.query("page"), "page") or 1
-        host_id = _number(page.query("host_id"), "host_id")
+        number = whole_number(page.query("page"), "page") or 1
+        host_id = whole_number(page.query("host_id"), "host_id")
     except InvalidInput as exc:
         error, number, host_id = exc.message, 1, None
     result: ResultPage = page.runtime.activities.list(page=number, per_page=PER_PAGE, host_id=host_id)

@@ -65,7 +65,7 @@ def create_admin(page: Page) -> Response:
 
 @admin_page("settings", needs=Role.ADMIN)
 def delete_admin(page: Page) -> Response:
-    admin_id = int(page.request.path_params["admin_id"])
+    admin_id = page.path_id("admin_id")
     try:
         admin = page.runtime.accounts.delete_admin(admin_id, page.principal)
     except Conflict as exc:  # the last admin
@@ -139,7 +139,7 @@ def create_token(page: Page) -> Response:
 @admin_page("settings", needs=Role.OBSERVER)
 def revoke_token(page: Page) -> Response:
     """Only API tokens here (a session ends by signing out); the service decides who may."""
-    token_id = int(page.request.path_params["token_id"])
+    token_id = page.path_id("token_id")
     accounts = page.runtime.accounts
     found = [
         t for t in accounts.list_tokens(None, kind=AdminTokenKind.API, active_only=False) if t.id == token_id

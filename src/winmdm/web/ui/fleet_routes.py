@@ -10,9 +10,10 @@ from starlette.routing import Route
 from winmdm.domain.admin import Role
 from winmdm.domain.fleet import HostFilter, HostMDMStatus, TeamFilter, TeamScope, team_filter
 from winmdm.errors import InvalidInput
+from winmdm.web.ids import MAX_ID
 from winmdm.web.ui import render
 from winmdm.web.ui.activity_text import describe_activity
-from winmdm.web.ui.page import Page, admin_page
+from winmdm.web.ui.page import Page, admin_page, whole_number
 
 STATUSES = (HostMDMStatus.ON_AUTOMATIC, HostMDMStatus.ON_MANUAL, HostMDMStatus.OFF, HostMDMStatus.PENDING)
 PER_PAGE = 50
@@ -25,8 +26,8 @@ def parse_team(value: str) -> TeamFilter:
     value = value.strip()
     if not value:
         return TeamScope.ALL
-    if not value.isdigit() or len(value) > 12:
-        raise InvalidInput(f"team_id must be 0 (No team) or a team's id, not {value!r}", field="team_id")
+    if not value.isdigit() or len(value) > len(str(MAX_ID)) or int(value) > MAX_ID:
+        raise InvalidInput(f"team_id must be 0 (No team) or a team's id, not {value[:20]!r}", field="team_id")
     return team_filter(int(value))
 
 
@@ -110,7 +111,7 @@ def hosts(page: Page) -> Response:
             mdm_status=HostMDMStatus.parse(status_text) if status_text else None,
             team=parse_team(page.query("team_id")),
             query=page.query("query")[:255],
-            page=_page_number(page.query("page")),
+            page=whole_number(page.query("page"), "page") or 1,
             per_page=PER_PAGE,
         )
     except InvalidInput as exc:
@@ -143,15 +144,6 @@ def hosts(page: Page) -> Response:
     )
 
 
-def _page_number(value: str) -> int:
-    value = value.strip()
-    if not value:
-        return 1
-    if not value.isdigit() or len(value) > 9 or int(value) < 1:
-        raise InvalidInput(f"page must be a whole number from 1, not {value!r}", field="page")
-    return int(value)
-
-
 def _host_page(page: Page, host_id: int, *, status: int = 200, **extra) -> Response:
     runtime = page.runtime
     host = runtime.hosts.get(host_id)
@@ -182,18 +174,14 @@ def _host_page(page: Page, host_id: int, *, status: int = 200, **extra) -> Respo
     )
 
 
-def _host_id(page: Page) -> int:
-    return int(page.request.path_params["host_id"])
-
-
 @admin_page("hosts")
 def host(page: Page) -> Response:
-    return _host_page(page, _host_id(page))
+    return _host_page(page, page.path_id("host_id"))
 
 
 @admin_page("hosts", needs=Role.MAINTAINER)
 def transfer(page: Page) -> Response:
-    host_id = _host_id(page)
+    host_id = page.path_id("host_id")
     try:
         team = parse_team(page.form.get("team_id"))
         team_id = None if team is TeamScope.NO_TEAM or team is TeamScope.ALL else team
@@ -205,28 +193,28 @@ def transfer(page: Page) -> Response:
 
 @admin_page("hosts", needs=Role.MAINTAINER)
 def refetch(page: Page) -> Response:
-    host_id = _host_id(page)
+    host_id = page.path_id("host_id")
     page.runtime.commands.refetch(host_id, actor=page.actor)
     return render.redirect(f"/hosts/{host_id}", notice="Refetch queued for the host's next check-in.")
 
 
 @admin_page("hosts", needs=Role.MAINTAINER)
 def reboot(page: Page) -> Response:
-    host_id = _host_id(page)
+    host_id = page.path_id("host_id")
     page.runtime.commands.reboot(host_id, actor=page.actor)
     return render.redirect(f"/hosts/{host_id}", notice="Reboot queued for the host's next check-in.")
 
 
 @admin_page("hosts", needs=Role.MAINTAINER)
 def unenroll(page: Page) -> Response:
-    host_id = _host_id(page)
+    host_id = page.path_id("host_id")
     page.runtime.commands.unenroll(host_id, actor=page.actor)
     return render.redirect(f"/hosts/{host_id}", notice="Unenroll queued for the host's next check-in.")
 
 
 @admin_page("hosts", needs=Role.MAINTAINER)
 def wipe(page: Page) -> Response:
-    host_id = _host_id(page)
+    host_id = page.path_id("host_id")
     name = page.runtime.hosts.get(host_id).display_name
     if page.form.text("confirm") != name:
         return _host_page(
@@ -241,7 +229,7 @@ def wipe(page: Page) -> Response:
 
 @admin_page("hosts", needs=Role.MAINTAINER)
 def delete(page: Page) -> Response:
-    host_id = _host_id(page)
+    host_id = page.path_id("host_id")
     name = page.runtime.hosts.get(host_id).display_name
     page.runtime.hosts.delete(host_id, actor=page.actor)
     return render.redirect("/hosts", notice=f"{name} was deleted.")

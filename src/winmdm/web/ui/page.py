@@ -22,11 +22,13 @@ from winmdm.errors import (
     AuthenticationFailed,
     AuthorizationFailed,
     HostileInput,
+    InvalidInput,
     MalformedMessage,
     NotFound,
     WinMDMError,
 )
 from winmdm.runtime import Runtime
+from winmdm.web.ids import MAX_ID
 from winmdm.web.ui import render
 from winmdm.web.ui.forms import FORM_LIMIT, Form, read_form
 from winmdm.web.ui.session import CSRF_FIELD, CSRF_REFUSED, csrf_matches, csrf_token, session_token
@@ -68,6 +70,14 @@ class Page:
     def query(self, name: str, default: str = "") -> str:
         return self.request.query_params.get(name, default)
 
+    def path_id(self, name: str) -> int:
+        """An id of the path (routes declare them `:int`, so digits): one past what the id
+        columns hold names nothing, so it is not found rather than a database error."""
+        value = int(self.request.path_params[name])
+        if value > MAX_ID:
+            raise NotFound(f"no {name.removesuffix('_id')} with id {value}")
+        return value
+
     def render(self, template: str, *, status: int = 200, **context: Any) -> Response:
         notice = render.read_notice(self.request.cookies)
         values = {
@@ -94,6 +104,18 @@ class Page:
             return "/"
         path = referer.path or "/"
         return path + (f"?{referer.query}" if referer.query else "") if path.startswith("/") else "/"
+
+
+def whole_number(value: str, field: str) -> int | None:
+    """A query string's page number or id: None when empty, else a whole number from 1 that an
+    id column can hold."""
+    value = value.strip()
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > len(str(MAX_ID)) or not 1 <= int(value) <= MAX_ID:
+        shown = value[:20]
+        raise InvalidInput(f"{field} must be a whole number from 1 to {MAX_ID}, not {shown!r}", field=field)
+    return int(value)
 
 
 def admin_page(

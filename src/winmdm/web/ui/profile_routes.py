@@ -87,14 +87,10 @@ def add(page: Page) -> Response:
     return render.redirect(f"/profiles/{profile.id}", notice=f"Profile {profile.name} added.")
 
 
-def _profile_id(page: Page) -> int:
-    return int(page.request.path_params["profile_id"])
-
-
 @admin_page("profiles")
 def profile(page: Page) -> Response:
     runtime = page.runtime
-    found = runtime.profiles.get_profile(_profile_id(page))
+    found = runtime.profiles.get_profile(page.path_id("profile_id"))
     teams = {t.id: t.name for t in runtime.teams.list()}
     scope = TeamScope.NO_TEAM if found.team_id is None else found.team_id
     hosts = runtime.hosts.list(HostFilter(team=scope, per_page=MAX_PER_PAGE)).items
@@ -110,7 +106,7 @@ def profile(page: Page) -> Response:
 
 @admin_page("profiles", needs=Role.MAINTAINER)
 def delete(page: Page) -> Response:
-    found = page.runtime.profiles.get_profile(_profile_id(page))
+    found = page.runtime.profiles.get_profile(page.path_id("profile_id"))
     page.runtime.profiles.remove_profile(found.id, actor=page.actor)
     return render.redirect("/profiles", notice=f"Profile {found.name} deleted.")
 

@@ -102,15 +102,11 @@ def _team_page(page: Page, team_id: int, *, status: int = 200, **extra) -> Respo
     )
 
 
-def _team_id(page: Page) -> int:
-    return int(page.request.path_params["team_id"])
-
-
 @admin_page("teams")
 def team(page: Page) -> Response:
     """Shows a secret just made, once: it comes in a one-minute cookie the page then deletes, so
     a reload neither shows it again nor makes another (the POST redirected here)."""
-    team_id = _team_id(page)
+    team_id = page.path_id("team_id")
     kept = page.request.cookies.get(SECRET_COOKIE, "")
     owner, _, secret = kept.partition(":")
     response = _team_page(page, team_id, new_secret=secret if owner == str(team_id) and secret else None)
@@ -130,7 +126,7 @@ def _show_secret_once(team_id: int, secret: str, notice: str) -> Response:
 
 @admin_page("teams", needs=Role.ADMIN)
 def update(page: Page) -> Response:
-    team_id = _team_id(page)
+    team_id = page.path_id("team_id")
     eua = page.form.flag("end_user_authentication")
     try:
         if team_id == 0:
@@ -149,7 +145,7 @@ def update(page: Page) -> Response:
 
 @admin_page("teams", needs=Role.ADMIN)
 def delete(page: Page) -> Response:
-    team_id = _team_id(page)
+    team_id = page.path_id("team_id")
     if team_id == 0:
         return page.error(409, "No team can't be deleted", "No team holds every host without a team.")
     name = _team(page, team_id).name
@@ -159,14 +155,14 @@ def delete(page: Page) -> Response:
 
 @admin_page("teams", needs=Role.MAINTAINER)
 def create_secret(page: Page) -> Response:
-    team_id = _team_id(page)
+    team_id = page.path_id("team_id")
     created = page.runtime.bulk.create(_team(page, team_id).team_id, actor=page.actor)
     return _show_secret_once(team_id, created.secret, f"Enrollment secret {created.record.id} created.")
 
 
 @admin_page("teams", needs=Role.MAINTAINER)
 def rotate_secrets(page: Page) -> Response:
-    team_id = _team_id(page)
+    team_id = page.path_id("team_id")
     created = page.runtime.bulk.rotate(_team(page, team_id).team_id, actor=page.actor)
     return _show_secret_once(
         team_id, created.secret, f"Secrets rotated: only the new secret {created.record.id} works now."
@@ -175,8 +171,8 @@ def rotate_secrets(page: Page) -> Response:
 
 @admin_page("teams", needs=Role.MAINTAINER)
 def revoke_secret(page: Page) -> Response:
-    team_id = _team_id(page)
-    secret_id = int(page.request.path_params["secret_id"])
+    team_id = page.path_id("team_id")
+    secret_id = page.path_id("secret_id")
     page.runtime.bulk.revoke(_team(page, team_id).team_id, secret_id, actor=page.actor)
     return render.redirect(f"/teams/{team_id}", notice=f"Enrollment secret {secret_id} revoked.")
 
