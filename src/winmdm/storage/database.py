@@ -20,11 +20,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
 from sqlalchemy.exc import ArgumentError, InvalidatePoolError, NoSuchModuleError
 from sqlalchemy.exc import OperationalError as SAOperationalError
 
-from winmdm.errors import ConfigError
+from winmdm.errors import ConfigError, InvalidInput
 
 SETTING = "WINMDM_DATABASE_URL"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -62,13 +62,35 @@ def create_engine_for(url: str) -> Engine:
     """
     parsed = _parse_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
-    try:
-        engine = sa.create_engine(parsed)
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise ConfigError(SETTING, f"cannot use {_safe(parsed)}: {type(exc).__name__}") from None
-    _ping_if_idle(engine)
+        engine = _sqlite_engine(parsed)
+    else:
+        try:
+            engine = sa.create_engine(parsed)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise ConfigError(SETTING, f"cannot use {_safe(parsed)}: {type(exc).__name__}") from None
+        _ping_if_idle(engine)
+    event.listen(engine, "handle_error", _refuse_unstorable)
     return engine
+
+
+# SQLSTATEs of values no column can hold: numeric_value_out_of_range (an id beyond int4 on
+# PostgreSQL), character_not_in_repertoire, untranslatable_character.
+_UNSTORABLE_SQLSTATES = frozenset({"22003", "22021", "22P05"})
+
+
+def _refuse_unstorable(context: ExceptionContext) -> InvalidInput | None:
+    """A value the database cannot hold, which a client can send (a huge id, a NUL byte, a lone
+    surrogate), becomes InvalidInput instead of a driver error: nothing a client sends may
+    produce a 500 (design.md §3). A dialect event, so it costs nothing until a statement fails.
+    """
+    error = context.original_exception
+    if isinstance(error, OverflowError) or getattr(error, "sqlstate", None) in _UNSTORABLE_SQLSTATES:
+        return InvalidInput("a number is out of range: ids and counts are whole numbers below 2147483648")
+    if isinstance(error, UnicodeEncodeError) or "NUL (0x00)" in str(error):
+        return InvalidInput(
+            "text contains a character that cannot be stored (a NUL byte or a lone surrogate)"
+        )
+    return None
 
 
 def _ping_if_idle(engine: Engine) -> None:
