@@ -24,7 +24,7 @@ from winmdm.services.gitops_spec import (
     PREMIUM_CONTROLS,
     TEAM_CONTROLS,
 )
-from winmdm.services.gitops_yaml import GitOpsFileError, Location, Node, parse, read_text
+from winmdm.services.gitops_yaml import GitOpsFileError, Location, Node, parse, read_bounded, read_text
 
 DEFAULT_KEYS = ("controls", "profiles", "agent_package")
 TEAM_KEYS = ("name", "controls", "profiles")
@@ -75,7 +75,7 @@ def load_files(paths: Sequence[Path]) -> LoadedSpec:
     for path in paths:
         shown = str(path)
         try:
-            data = path.read_bytes()
+            data = read_bounded(path)
         except OSError as exc:
             raise GitOpsFileError(Location(shown, 0), f"cannot read it: {exc.strerror or exc}") from None
         root = parse(shown, read_text(shown, data))
@@ -160,7 +160,7 @@ def _profile_list(node: Node | None, yml: Path, spec_path: str, sources: SourceM
         _record(sources, f"{where}.syncml", path_node, f"{path_node.key} ({relative})")
         target = yml.parent / relative
         try:
-            data = target.read_bytes()
+            data = read_bounded(target)
         except OSError as exc:
             raise path_node.fail(f"cannot read {target}: {exc.strerror or exc}") from None
         syncml = read_text(str(target), data)

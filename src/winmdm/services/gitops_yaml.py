@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -41,10 +42,16 @@ class GitOpsFileError(InvalidInput):
         self.problem = problem
 
 
+def read_bounded(path: Path) -> bytes:
+    """At most one byte over the limit: a wrong path (a disk image, /dev/zero) fails at once."""
+    with path.open("rb") as handle:
+        return handle.read(MAX_FILE_BYTES + 1)
+
+
 def read_text(path_shown: str, data: bytes) -> str:
     if len(data) > MAX_FILE_BYTES:
         raise GitOpsFileError(
-            Location(path_shown, 1), f"the file is {len(data)} bytes; the limit is {MAX_FILE_BYTES}"
+            Location(path_shown, 1), f"the file is over the limit of {MAX_FILE_BYTES} bytes"
         )
     try:
         return data.decode("utf-8-sig")
