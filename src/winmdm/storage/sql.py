@@ -43,7 +43,15 @@ from winmdm.storage.sql_management import (
     SQLInventoryStore,
     SQLProfileStore,
 )
-from winmdm.storage.sql_rows import PerDialect, host_from_row, identifier, insert_for_dialect, keep_if_null
+from winmdm.storage.sql_rows import (
+    PerDialect,
+    host_from_row,
+    host_missing,
+    identifier,
+    insert_for_dialect,
+    keep_if_null,
+    team_missing,
+)
 
 
 class DuplicateSerial(EnrollmentServerError):
@@ -220,10 +228,6 @@ _REVOKE_ALL_FOR_HOST = _REVOKE_FOR_HOST.values(**_REVOKED)
 _REVOKE_OTHERS_FOR_HOST = _REVOKE_FOR_HOST.where(_c.serial != _p("keep_serial")).values(**_REVOKED)
 
 
-def _host_missing(host_id: int) -> NotFound:
-    return NotFound(f"host {host_id} does not exist; it may have been deleted meanwhile")
-
-
 class SQLHostStore:
     """HostStore on one connection."""
 
@@ -310,7 +314,7 @@ class SQLHostStore:
             },
         ).one_or_none()
         if row is None:
-            raise _host_missing(host_id)
+            raise host_missing(host_id)
         host = host_from_row(row._mapping)
         if entra_device_id:
             self._own_entra_device_id(host)
@@ -330,8 +334,8 @@ class SQLHostStore:
         if result.rowcount == 1:
             return
         if self._conn.execute(_HOST_EXISTS, {"host_id": host_id}).first() is None:
-            raise _host_missing(host_id)
-        raise NotFound(f"team {team_id} does not exist; it may have been deleted")
+            raise host_missing(host_id)
+        raise team_missing(team_id)
 
     def find_by_serial(self, serial: str | None) -> Host | None:
         if not is_real_serial(serial):
@@ -350,7 +354,7 @@ class SQLHostStore:
             raise Conflict(f"host {source_id} cannot be merged into itself")
         if not merge_hosts(self._conn, source_id, target_id, at):
             missing = source_id if self.get(source_id) is None else target_id
-            raise _host_missing(missing)
+            raise host_missing(missing)
 
     def search(self, filter: HostFilter) -> tuple[list[HostSummary], int]:
         return search_hosts(self._conn, filter)

@@ -8,12 +8,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from winmdm.domain.admin import Admin, AdminToken, AdminTokenKind, Role
-from winmdm.errors import Conflict, NotFound
+from winmdm.errors import NotFound
 from winmdm.storage.schema import admin_login_failures, admin_tokens, admins, app_settings
-from winmdm.storage.sql_rows import upsert
+from winmdm.storage.sql_rows import execute_unique, upsert
 
 # Statements are built once and run with parameter dicts (see sql.py). Parameters of an UPDATE
 # are never named after a column of its table (SQLAlchemy would add them to its SET clause).
@@ -103,17 +102,9 @@ class SQLAdminStore:
     def create(self, email: str, password_hash: str, role: Role, *, at: datetime) -> Admin:
         address = normal_email(email)
         values = {"email": address, "password_hash": password_hash, "role": Role(role), "created_at": at}
-        # A savepoint keeps the caller's transaction usable after a clash (PostgreSQL aborts a
-        # transaction at its first failed statement).
-        savepoint = self._conn.begin_nested()
-        try:
-            row = self._conn.execute(_INSERT_ADMIN, values).one()
-        except IntegrityError as exc:
-            savepoint.rollback()
-            raise Conflict(
-                f"an admin with the email {address} already exists; use another email or that account"
-            ) from exc
-        savepoint.commit()
+        clash = f"an admin with the email {address} already exists; use another email or that account"
+        row = execute_unique(self._conn, _INSERT_ADMIN, values, clash)
+        assert row is not None  # INSERT ... RETURNING
         return _admin(row._mapping)
 
     def get(self, admin_id: int) -> Admin | None:
@@ -176,14 +167,11 @@ class SQLAdminTokenStore:
             "revoked_at": None,
             "last_used_at": None,
         }
-        savepoint = self._conn.begin_nested()
-        try:
-            row = self._conn.execute(_INSERT_TOKEN, values).one()
-        except IntegrityError as exc:
-            savepoint.rollback()
-            # Tokens are random: the same hash twice is a bug, never chance.
-            raise Conflict("this token is already stored; make a new one") from exc
-        savepoint.commit()
+        # Tokens are random: the same hash twice is a bug, never chance.
+        row = execute_unique(
+            self._conn, _INSERT_TOKEN, values, "this token is already stored; make a new one"
+        )
+        assert row is not None  # INSERT ... RETURNING
         return _token(row._mapping)
 
     def find(self, token_hash: str) -> tuple[AdminToken, Admin] | None:

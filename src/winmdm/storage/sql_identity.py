@@ -9,10 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from winmdm.domain.identity import EnrollmentSecret, Team
-from winmdm.errors import Conflict, NotFound
+from winmdm.errors import Conflict
 from winmdm.storage.schema import (
     activities,
     device_certificates,
@@ -26,7 +25,7 @@ from winmdm.storage.schema import (
     mdm_sessions,
     teams,
 )
-from winmdm.storage.sql_rows import PerDialect, insert_for_dialect
+from winmdm.storage.sql_rows import PerDialect, execute_unique, insert_for_dialect, team_missing
 
 # Statements are built once and run with parameter dicts (see sql.py). Parameters of an UPDATE
 # are never named after a column of its table (SQLAlchemy would add them to its SET clause).
@@ -99,8 +98,8 @@ def _secret(row: Mapping[str, Any]) -> EnrollmentSecret:
     )
 
 
-def _team_missing(team_id: int) -> NotFound:
-    return NotFound(f"team {team_id} does not exist; it may have been deleted")
+def _name_taken(name: str) -> str:
+    return f'a team named "{name}" already exists; choose another name or use that team'
 
 
 class SQLTeamStore:
@@ -111,17 +110,8 @@ class SQLTeamStore:
 
     def create(self, name: str, *, at: datetime, end_user_auth: bool = False) -> Team:
         values = {"name": name, "created_at": at, "end_user_auth": end_user_auth}
-        # A savepoint keeps the caller's transaction usable after a clash (PostgreSQL aborts a
-        # transaction at its first failed statement).
-        savepoint = self._conn.begin_nested()
-        try:
-            row = self._conn.execute(_INSERT_TEAM, values).one()
-        except IntegrityError as exc:
-            savepoint.rollback()
-            raise Conflict(
-                f'a team named "{name}" already exists; choose another name or use that team'
-            ) from exc
-        savepoint.commit()
+        row = execute_unique(self._conn, _INSERT_TEAM, values, _name_taken(name))
+        assert row is not None  # INSERT ... RETURNING
         return _team(row._mapping)
 
     def get(self, team_id: int) -> Team | None:
@@ -139,21 +129,15 @@ class SQLTeamStore:
             _SET_END_USER_AUTH, {"match_id": team_id, "new_end_user_auth": enabled}
         ).one_or_none()
         if row is None:
-            raise _team_missing(team_id)
+            raise team_missing(team_id)
         return _team(row._mapping)
 
     def rename(self, team_id: int, name: str) -> Team:
-        savepoint = self._conn.begin_nested()  # a clash keeps the caller's transaction usable
-        try:
-            row = self._conn.execute(_RENAME_TEAM, {"match_id": team_id, "new_name": name}).one_or_none()
-        except IntegrityError as exc:
-            savepoint.rollback()
-            raise Conflict(
-                f'a team named "{name}" already exists; choose another name or use that team'
-            ) from exc
-        savepoint.commit()
+        row = execute_unique(
+            self._conn, _RENAME_TEAM, {"match_id": team_id, "new_name": name}, _name_taken(name)
+        )
         if row is None:
-            raise _team_missing(team_id)
+            raise team_missing(team_id)
         return _team(row._mapping)
 
     def delete(self, team_id: int) -> bool:
@@ -187,7 +171,7 @@ class SQLEnrollmentSecretStore:
     def create(self, team_id: int | None, secret_hash: str, *, at: datetime) -> EnrollmentSecret:
         # Asked first: a foreign key failure would abort the transaction on PostgreSQL.
         if team_id is not None and self._conn.execute(_TEAM_EXISTS, {"team_id": team_id}).first() is None:
-            raise _team_missing(team_id)
+            raise team_missing(team_id)
         row = self._conn.execute(
             _INSERT_SECRET(self._conn),
             {"team_id": team_id, "secret_hash": secret_hash, "created_at": at, "revoked_at": None},

@@ -21,7 +21,7 @@ from winmdm.domain.management import (
     ProfileStatus,
 )
 from winmdm.domain.models import Host, MDMStatus
-from winmdm.errors import Conflict, NotFound
+from winmdm.errors import Conflict
 from winmdm.storage.schema import (
     activities,
     agent_package,
@@ -31,7 +31,14 @@ from winmdm.storage.schema import (
     profiles,
     teams,
 )
-from winmdm.storage.sql_rows import host_from_row, identifier, keep_if_null, upsert
+from winmdm.storage.sql_rows import (
+    host_from_row,
+    host_missing,
+    identifier,
+    keep_if_null,
+    team_missing,
+    upsert,
+)
 
 # agent_package holds one row, with this id (a CHECK constraint says so).
 _AGENT_PACKAGE_ID = 1
@@ -75,10 +82,6 @@ _CHECKED_IN = (
 _INSERT_ACTIVITY = activities.insert().returning(*activities.c)
 
 
-def _host_missing(host_id: int) -> NotFound:
-    return NotFound(f"host {host_id} does not exist; it may have been deleted meanwhile")
-
-
 # Read on every check-in by the agent package's session hook: built once.
 _HOST_AGENT = host_agent.select().where(host_agent.c.host_id == sa.bindparam("host_id"))
 
@@ -105,13 +108,13 @@ class SQLInventoryStore:
             _RECORD_INVENTORY, {"match_id": host_id, "new_updated_at": at, **reported}
         ).one_or_none()
         if row is None:
-            raise _host_missing(host_id)
+            raise host_missing(host_id)
         return host_from_row(row._mapping)
 
     def get_inventory(self, host_id: int) -> Inventory:
         row = self._conn.execute(_GET_INVENTORY, {"host_id": host_id}).one_or_none()
         if row is None:
-            raise _host_missing(host_id)
+            raise host_missing(host_id)
         return Inventory(
             manufacturer=row.manufacturer,
             model=row.model,
@@ -132,7 +135,7 @@ class SQLInventoryStore:
 
     def _update_host(self, statement: sa.Update, params: dict[str, Any]) -> None:
         if self._conn.execute(statement, params).rowcount == 0:
-            raise _host_missing(params["match_id"])
+            raise host_missing(params["match_id"])
 
 
 def _profile(row: Mapping[str, Any]) -> Profile:
@@ -199,7 +202,7 @@ class SQLProfileStore:
                 sa.select(teams.c.name).where(teams.c.id == team_id)
             ).scalar_one_or_none()
             if team_name is None:
-                raise NotFound(f"team {team_id} does not exist; it may have been deleted") from exc
+                raise team_missing(team_id) from exc
         clash = self._conn.execute(
             sa.select(profiles.c.id).where(profiles.c.team_key == _team_key(team_id), profiles.c.name == name)
         ).first()

@@ -1,5 +1,6 @@
-"""Pieces every SQL store module shares: row-to-domain mapping of hosts, identifier rules and
-the dialect-specific INSERT (upserts) that SQLAlchemy Core has no portable spelling for."""
+"""Pieces every SQL store module shares: row-to-domain mapping of hosts, identifier rules, the
+errors for missing rows and unique clashes, and the dialect-specific INSERT (upserts) that
+SQLAlchemy Core has no portable spelling for."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
 
 from winmdm.domain.models import Host
+from winmdm.errors import Conflict, NotFound
 
 
 def identifier(value: str | None) -> str | None:
@@ -23,6 +26,32 @@ def keep_if_null(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
     """For an UPDATE's SET: COALESCE(:new_<column>, column), so a NULL parameter keeps the stored
     value and one statement serves every combination of given and missing values."""
     return sa.func.coalesce(sa.bindparam(f"new_{column.name}", type_=column.type), column)
+
+
+def host_missing(host_id: int) -> NotFound:
+    return NotFound(f"host {host_id} does not exist; it may have been deleted meanwhile")
+
+
+def team_missing(team_id: int) -> NotFound:
+    return NotFound(f"team {team_id} does not exist; it may have been deleted")
+
+
+def execute_unique(
+    conn: Connection, statement: sa.Executable, params: Mapping[str, Any], clash: str
+) -> Row[Any] | None:
+    """Run a statement that may break a UNIQUE constraint; a clash raises Conflict(clash).
+
+    In a savepoint, so the caller's transaction stays usable after a clash (PostgreSQL aborts a
+    transaction at its first failed statement). Returns the statement's one row, if any.
+    """
+    savepoint = conn.begin_nested()
+    try:
+        row = conn.execute(statement, params).one_or_none()
+    except IntegrityError as exc:
+        savepoint.rollback()
+        raise Conflict(clash) from exc
+    savepoint.commit()
+    return row
 
 
 def host_from_row(row: Mapping[str, Any]) -> Host:
