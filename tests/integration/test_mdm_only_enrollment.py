@@ -10,6 +10,7 @@ GetPolicies and RequestSecurityToken (protocol.md §5).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import httpx
@@ -172,3 +173,21 @@ def test_a_token_enrolls_one_device_only(mdm: RunningServer) -> None:
         with pytest.raises(EnrollmentRefused) as again:
             first.enroll_with_token(client, wresult)
         assert again.value.fault.subcode == "s:Authentication"
+
+
+def test_used_tokens_are_forgotten_once_expired(mdm: RunningServer, storage: SQLStorage) -> None:
+    """The single-use record of a token is needed only while the token could still be accepted:
+    each enrollment by token drops the records of expired ones, so the table does not grow."""
+    past = datetime.now(UTC) - timedelta(hours=1)
+    with storage.transaction() as tx:
+        assert tx.enrollment_tokens.consume("stale-jti", expires_at=past, at=past - timedelta(minutes=5))
+    device = MDMOnlyDevice()
+    with mdm.client() as client:
+        _, wresult = device.enroll_mdm_only(client, mdm.discovery_url, email="alice@corp.example")
+    with storage.transaction() as tx:
+        # The stale record is gone (it may be used again: it names a token refused as expired)...
+        assert tx.enrollment_tokens.consume("stale-jti", expires_at=past, at=past)
+    # ...and the live token's record stays, so it still cannot be replayed.
+    with mdm.client() as client, pytest.raises(EnrollmentRefused) as again:
+        device.enroll_with_token(client, wresult)
+    assert "already used" in again.value.fault.reason

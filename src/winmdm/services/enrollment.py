@@ -208,6 +208,10 @@ class EnrollmentService:
                 raise AuthenticationFailed(
                     "this sign-in was already used to enroll a device; start again from Settings"
                 )
+            if identity.token_id is not None:
+                # Expired tokens are refused before their use is looked up (no leeway), so
+                # their rows can go: the table holds only tokens still within their minutes.
+                tx.enrollment_tokens.purge_expired(now)
             host, created = self._upsert_host(
                 tx, identity, device_id, hw_dev_id, device_name, ctx, now, kind=kind, team_id=team_id
             )
