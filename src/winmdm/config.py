@@ -66,6 +66,16 @@ SETTINGS: tuple[Setting, ...] = (
         "false",
         "No team requires end-user authentication: the Entra terms page also signs in with the OIDC IdP.",
     ),
+    Setting(
+        "host_merge_after_days",
+        "30",
+        "Days a host must be silent before a PC reporting its hardware ids or serial may become it.",
+    ),
+    Setting(
+        "allowed_appru",
+        "(none: ms-app:// only)",
+        "Comma-separated exact https return addresses the sign-in page may also post its token to.",
+    ),
     Setting("license_key", "(none: Free)", "Premium license key (a signed JWT); without a valid one, Free."),
     Setting(
         "license_public_key_file",
@@ -103,6 +113,8 @@ class Config:
     end_user_auth: bool = False
     license_key: str | None = None
     license_public_key_file: Path | None = None
+    host_merge_after_days: int = 30
+    allowed_appru: tuple[str, ...] = ()
 
 
 def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Config:
@@ -170,7 +182,19 @@ def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Conf
         end_user_auth=_end_user_auth(get("end_user_auth", False), oidc["oidc_issuer"] is not None),
         license_key=str(get("license_key", "")).strip() or None,
         license_public_key_file=_path(get("license_public_key_file"), "license_public_key_file"),
+        host_merge_after_days=_int(get("host_merge_after_days", 30), "host_merge_after_days", 0, 3650),
+        allowed_appru=_allowed_appru(get("allowed_appru", "")),
     )
+
+
+def _allowed_appru(value: Any) -> tuple[str, ...]:
+    """Exact https URLs besides Windows' own ms-app:// addresses (docs/configuration.md)."""
+    urls = _list(value)
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname or parts.fragment:
+            raise ConfigError("WINMDM_ALLOWED_APPRU", f"{url!r} must be an exact https:// URL")
+    return urls
 
 
 def _end_user_auth(value: Any, oidc_configured: bool) -> bool:

@@ -35,7 +35,7 @@ from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
 from winmdm.services.gitops import GitOpsService
 from winmdm.services.hosts import HostService
 from winmdm.services.license import License, load_license, public_key_from_file
-from winmdm.services.management import ManagementService
+from winmdm.services.management import ManagementService, ManagementSettings
 from winmdm.services.profiles import ProfileService
 from winmdm.services.settings import SettingsService
 from winmdm.services.teams import TeamService
@@ -131,6 +131,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         poll=config.poll_schedule,
         certificate_lifetime=timedelta(days=config.certificate_days),
         renewal=RenewalTerms(renew_period_days=config.renewal_days),
+        merge_after=timedelta(days=config.host_merge_after_days),
     )
     license = load_license(config.license_key, public_key_from_file(config.license_public_key_file), now)
     # No team's end-user authentication: WINMDM_END_USER_AUTH until an admin sets it.
@@ -184,7 +185,11 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         enrollment=enrollment,
         certificates=certificates,
         management=ManagementService(
-            storage=storage, certificates=certificates, clock=clock, hooks=[profiles, agent]
+            storage=storage,
+            certificates=certificates,
+            clock=clock,
+            settings=ManagementSettings(merge_after=settings.merge_after),
+            hooks=[profiles, agent],
         ),
         commands=CommandService(storage=storage, clock=clock, provider_id=settings.provider_id),
         agent=agent,

@@ -52,6 +52,7 @@ def test_defaults(cwd: Path) -> None:
     assert config.max_body_bytes == 1024 * 1024
     assert config.organization == "winmdm"
     assert config.log_level == "info"
+    assert (config.host_merge_after_days, config.allowed_appru) == (30, ())
 
 
 def test_sqlite_database_follows_the_data_dir(tmp_path: Path) -> None:
@@ -106,6 +107,8 @@ VALUES = {
     "oidc_client_secret": "s3cret",
     "end_user_auth": "true",
     "license_key": "eyJhbGciOiJFUzI1NiJ9.e30.c2ln",
+    "host_merge_after_days": "7",
+    "allowed_appru": "https://tool.corp.example/done,https://tool.corp.example/other?x=1",
 }
 
 
@@ -149,6 +152,8 @@ def test_environment_and_toml_give_the_same_config(tmp_path: Path) -> None:
     assert from_env.end_user_auth is True
     assert from_env.license_key == "eyJhbGciOiJFUzI1NiJ9.e30.c2ln"
     assert from_env.license_public_key_file == tmp_path / "license.pem"
+    assert from_env.host_merge_after_days == 7
+    assert from_env.allowed_appru == ("https://tool.corp.example/done", "https://tool.corp.example/other?x=1")
 
 
 def test_toml_native_types(tmp_path: Path) -> None:
@@ -231,6 +236,10 @@ def test_invalid_toml(tmp_path: Path) -> None:
 # --- every validation rule -------------------------------------------------------------------------
 
 BAD = [
+    ("WINMDM_HOST_MERGE_AFTER_DAYS", "-1", "between 0 and 3650"),
+    ("WINMDM_HOST_MERGE_AFTER_DAYS", "a month", "not a whole number"),
+    ("WINMDM_ALLOWED_APPRU", "http://tool.corp.example/done", "exact https:// URL"),
+    ("WINMDM_ALLOWED_APPRU", "ms-app://windows.immersivecontrolpanel,https://", "exact https:// URL"),
     ("WINMDM_SERVER_URL", "http://mdm.example.com", "must start with https://"),
     ("WINMDM_SERVER_URL", "mdm.example.com", "must start with https://"),
     ("WINMDM_SERVER_URL", "https://mdm.example.com/mdm", "plain https://host[:port]"),

@@ -12,6 +12,7 @@ from winmdm.idp.entra import EntraVerifier
 from winmdm.idp.jwks import JWKSCache
 from winmdm.pki.ca import DeviceCA
 from winmdm.runtime import Runtime, build
+from winmdm.services import host_lifecycle
 from winmdm.services.authentication import Authenticator
 from winmdm.services.certificates import DeviceCertificates
 from winmdm.services.endpoints import Endpoints
@@ -33,6 +34,13 @@ class Clock:
 
     def advance(self, delta: timedelta) -> None:
         self.now += delta
+
+
+def turned_off(storage, host_id: int, at: datetime) -> None:
+    """What the PC's 1226 unenrollment alert does (user turned MDM off in Settings): only then
+    may the same PC enroll again into the same host at once (docs/host-identity.md)."""
+    with storage.transaction() as tx:
+        host_lifecycle.unenrolled(tx, tx.hosts.get(host_id), at)
 
 
 @pytest.fixture(scope="session")

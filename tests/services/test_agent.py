@@ -434,8 +434,10 @@ def test_reenrollment_does_not_reinstall_an_installed_agent(runtime, client, enr
     installed = _status(runtime, managed)
     assert installed.status is AgentStatus.INSTALLED
 
-    again = enroll(managed.device)  # the same PC enrolls again
-    assert _host_id(runtime, again) == _host_id(runtime, managed)
+    host_id = _host_id(runtime, managed)
+    managed.unenroll(client)  # the user turns MDM off, then on again: the same PC enrolls again
+    again = enroll(managed.device)
+    assert _host_id(runtime, again) == host_id
     again.set_job(70)  # the job is still on the device
     log = again.session(client)
     assert not any(isinstance(c, syncml.Sequence) for c in log.received)
@@ -453,6 +455,7 @@ def test_reenrollment_of_a_reset_pc_installs_again(runtime, client, enroll) -> N
     managed = _installing(runtime, client, enroll)
     managed.session(client, extra=(install_alert("0"),))
     assert _status(runtime, managed).status is AgentStatus.INSTALLED
+    managed.unenroll(client)  # turned off before the reset
     again = enroll(managed.device)  # a fresh emulator: no MSI job on it
     again.session(client)
     assert len(again.jobs) == 1
@@ -464,7 +467,10 @@ def test_reenrollment_retries_a_failed_install(runtime, client, enroll) -> None:
     managed = _installing(runtime, client, enroll)
     managed.session(client, extra=(install_alert("1603"),))
     assert _status(runtime, managed).status is AgentStatus.FAILED
+    host_id = _host_id(runtime, managed)
+    managed.unenroll(client)
     again = enroll(managed.device)
+    assert _host_id(runtime, again) == host_id
     again.session(client)
     assert len(again.jobs) == 1
     status = _status(runtime, again)

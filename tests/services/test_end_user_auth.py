@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from tests.services.conftest import turned_off
 from tests.services.test_enrollment import _rst_for
 from tests.support.device import WindowsDevice
 from winmdm.services.end_user_auth import end_user_auth_required
@@ -55,9 +56,13 @@ def test_an_entra_enrollment_records_the_device_id_and_a_later_one_refreshes_it(
     device = WindowsDevice()
     first = enroll(service, token, device, device_id=ENTRA_DEVICE.upper())
     assert first.host.entra_device_id == ENTRA_DEVICE  # canonical spelling
-    # Group Policy with a token naming no device: the id stays.
+    # Entra vouches for the same device id: the same PC, enrolled again at once.
+    assert enroll(service, token, device, device_id=ENTRA_DEVICE).host.id == first.host.id
+    # Group Policy with a token naming no device (after the PC turned MDM off): the id stays.
+    turned_off(storage, first.host.id, first.host.created_at)
     assert enroll(service, token, device).host.entra_device_id == ENTRA_DEVICE
     # Joined Entra again: a new Entra device id.
+    turned_off(storage, first.host.id, first.host.created_at)
     again = enroll(service, token, device, device_id=STRANGER)
     assert again.host.id == first.host.id and again.host.entra_device_id == STRANGER
     with storage.transaction() as tx:

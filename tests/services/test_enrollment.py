@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.services.conftest import SERVER, TENANT, turned_off
 from tests.support.device import WindowsDevice
 from tests.vectors import family, vector
 from winmdm.domain.models import CertificateStatus, EnrollmentType, MDMStatus, TokenKind
@@ -22,10 +23,15 @@ from winmdm.errors import (
     CertificateRequestRejected,
     InvalidSecurity,
 )
+from winmdm.idp.entra import EntraVerifier
+from winmdm.idp.jwks import JWKSCache
 from winmdm.pki.ca import DeviceCA, random_serial
 from winmdm.protocol import namespaces as ns
 from winmdm.protocol import provisioning, soap, wstep
 from winmdm.protocol.discovery import AuthPolicy, DiscoverRequest
+from winmdm.services.authentication import Authenticator
+from winmdm.services.endpoints import Endpoints
+from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
 from winmdm.storage.schema import hosts, teams
 
 PLACEHOLDER = b"B64EncodedSampleBinarySecurityToken"
@@ -163,7 +169,7 @@ def test_policy_without_credential(service) -> None:
         service.policy_terms(soap.Security())
 
 
-def test_reenrollment_keeps_one_host_and_its_team(service, storage, token) -> None:
+def test_reenrollment_keeps_one_host_and_its_team(service, storage, token, clock) -> None:
     device = WindowsDevice()
     first = service.enroll(_rst_for(device, token()))
     with storage.transaction() as tx:
@@ -171,6 +177,7 @@ def test_reenrollment_keeps_one_host_and_its_team(service, storage, token) -> No
             teams.insert().values(name="Finance", created_at=first.host.created_at)
         ).inserted_primary_key[0]
         tx.connection.execute(hosts.update().where(hosts.c.id == first.host.id).values(team_id=team_id))
+    turned_off(storage, first.host.id, clock.now)  # the user turned MDM off, then on again
     second = service.enroll(_rst_for(device, token(upn="bob@corp.example")))
     assert second.host.id == first.host.id
     assert second.host.team_id == team_id
@@ -184,12 +191,59 @@ def test_reenrollment_keeps_one_host_and_its_team(service, storage, token) -> No
     assert [e.active for e in enrollments] == [False, True]
 
 
-def test_same_hardware_with_a_new_device_id_is_the_same_host(service, token) -> None:
+def test_same_hardware_with_a_new_device_id_is_the_same_host_once_the_old_one_is_silent(
+    service, storage, token, clock
+) -> None:
     first = service.enroll(_rst_for(WindowsDevice(hw_dev_id="AB" * 32), token()))
+    clock.advance(timedelta(days=30))  # reinstalled; the old installation never checks in again
     again = service.enroll(_rst_for(WindowsDevice(hw_dev_id="AB" * 32), token()))
     other = service.enroll(_rst_for(WindowsDevice(hw_dev_id=None), token()))
-    assert again.host.id == first.host.id
+    assert again.host.id == first.host.id and not again.created_host
     assert other.host.id != first.host.id
+    with storage.transaction() as tx:
+        assert tx.enrollments.get(first.enrollment.id).active is False
+
+
+@pytest.mark.parametrize("claim", ["hw_dev_id", "device_id"])
+def test_ids_of_a_host_in_use_never_take_it_over(service, storage, token, clock, claim) -> None:
+    """HWDevID and DeviceID are what the PC says about itself: another PC saying them gets a
+    host of its own, and the real one keeps its enrollment, certificate and team."""
+    victim = WindowsDevice()
+    first = service.enroll(_rst_for(victim, token()))
+    with storage.transaction() as tx:
+        team = tx.teams.create("Finance", at=clock.now)
+        tx.hosts.set_team(first.host.id, team.id)
+        tx.inventory.checked_in(first.host.id, clock.now)
+    clock.advance(timedelta(days=29, hours=23))
+    impostor = WindowsDevice(**{claim: getattr(victim, claim)})
+    taken = service.enroll(_rst_for(impostor, token(upn="mallory@corp.example")))
+    assert taken.created_host and taken.host.id != first.host.id and taken.host.team_id is None
+    with storage.transaction() as tx:
+        assert tx.enrollments.get(first.enrollment.id).active is True
+        assert tx.certificates.get(first.certificate.serial).status is CertificateStatus.ACTIVE
+        assert tx.hosts.get(first.host.id).team_id == team.id
+        conflict = tx.activities.list(host_id=taken.host.id)[0]
+    assert conflict.type == "host_identity_conflict"
+    assert conflict.details["claimed_host_id"] == first.host.id and conflict.details["matched"] == claim
+
+
+def test_a_host_silent_for_the_configured_time_may_be_taken_over(
+    storage, device_ca, entra, clock, token
+) -> None:
+    service = EnrollmentService(
+        storage=storage,
+        ca=device_ca,
+        authenticator=Authenticator(EntraVerifier([TENANT], [SERVER], JWKSCache(entra.jwks_url))),
+        endpoints=Endpoints.from_server_url(SERVER),
+        settings=EnrollmentSettings(merge_after=timedelta(days=2)),
+        clock=clock,
+    )
+    device = WindowsDevice()
+    first = service.enroll(_rst_for(device, token()))
+    clock.advance(timedelta(days=1))
+    assert service.enroll(_rst_for(device, token())).host.id != first.host.id
+    clock.advance(timedelta(days=1))
+    assert service.enroll(_rst_for(device, token())).host.id == first.host.id
 
 
 def test_serials_are_unique_and_certificates_are_recorded(service, storage, token) -> None:
@@ -288,9 +342,10 @@ def test_renewal_refusals(service, token, clock, device_ca) -> None:
         service.renew(_renewal(cert, key, new_key))
     assert expired.value.detail_type == "NotEligibleToRenew"
     clock.advance(timedelta(days=-400))
-    # Revoked by re-enrollment of the same device.
+    # Revoked by re-enrollment of the same device (its first installation silent for 30 days).
     device = WindowsDevice()
     _first, first_cert, first_key = _enrolled(service, token, device)
+    clock.advance(timedelta(days=30))
     _enrolled(service, token, device)
     with pytest.raises(AuthenticationFailed, match="revoked"):
         service.renew(_renewal(first_cert, first_key, new_key))

@@ -7,9 +7,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.storage.test_contract import T0, new_host
-from winmdm.domain.management import CommandKind, CommandReply, CommandState, MDMSession
+from tests.storage.test_contract import T0, enrolled, new_enrollment, new_host
+from winmdm.domain.management import CommandKind, CommandReply, CommandState, MDMSession, SessionProof
 from winmdm.errors import NotFound
+from winmdm.protocol import syncml
+from winmdm.protocol.syncml.session import Assembly, PendingChunk, Placed, QueuedRef, SessionState
 from winmdm.storage.sql import SQLStorage
 
 REPLIES = (
@@ -36,9 +38,9 @@ def queued(storage: SQLStorage, host_ids: list[int], uuid: str, **changes: objec
     return command.id
 
 
-def sent(storage: SQLStorage, host_id: int, command_id: int, session_id: str = "s1") -> None:
+def sent(storage: SQLStorage, host_id: int, command_id: int, session_key: str = "s1") -> None:
     with storage.transaction() as tx:
-        tx.commands.mark_sent(host_id, command_id, session_id=session_id, msg_id=2, cmd_ids=(3, 4), at=T0)
+        tx.commands.mark_sent(host_id, command_id, session_key=session_key, msg_id=2, cmd_ids=(3, 4), at=T0)
 
 
 def test_create_command_round_trip(storage: SQLStorage) -> None:
@@ -70,7 +72,7 @@ def test_enqueue_counts_and_ignores_duplicates(storage: SQLStorage) -> None:
             assert got.state is CommandState.PENDING
             assert (got.attempts, got.cmd_ids, got.replies, got.queued_at) == (0, (), (), T0)
             assert got.command == command and got.host_id == host_id
-            assert (got.session_id, got.msg_id, got.sent_at, got.done_at) == (None, None, None, None)
+            assert (got.session_key, got.msg_id, got.sent_at, got.done_at) == (None, None, None, None)
 
 
 def test_next_for_host_pending_oldest_first(storage: SQLStorage) -> None:
@@ -101,7 +103,7 @@ def test_next_for_host_sent_elsewhere_counts_as_pending(storage: SQLStorage) -> 
         got = tx.commands.next_for_host(host, "s-now")
     assert [c.command.id for c in got] == [pending, in_broken]
     assert [c.state for c in got] == [CommandState.PENDING, CommandState.SENT]
-    assert got[1].session_id == "s-broken" and got[1].attempts == 1
+    assert got[1].session_key == "s-broken" and got[1].attempts == 1
     with storage.transaction() as tx:
         # From the broken session's point of view its own SENT command is not due again.
         assert [c.command.id for c in tx.commands.next_for_host(host, "s-broken")] == [pending, in_this]
@@ -134,17 +136,23 @@ def test_mark_sent_then_sent_again(storage: SQLStorage) -> None:
     command_id = queued(storage, [host], "c-1")
     at = T0 + timedelta(minutes=1)
     with storage.transaction() as tx:
-        tx.commands.mark_sent(host, command_id, session_id="s1", msg_id=2, cmd_ids=[5, 6, 7], at=at)
+        tx.commands.mark_sent(host, command_id, session_key="s1", msg_id=2, cmd_ids=[5, 6, 7], at=at)
         got = tx.commands.get(host, "c-1")
     assert got.state is CommandState.SENT
-    assert (got.session_id, got.msg_id, got.cmd_ids, got.sent_at, got.attempts) == ("s1", 2, (5, 6, 7), at, 1)
+    assert (got.session_key, got.msg_id, got.cmd_ids, got.sent_at, got.attempts) == (
+        "s1",
+        2,
+        (5, 6, 7),
+        at,
+        1,
+    )
     later = at + timedelta(minutes=5)
     with storage.transaction() as tx:
-        tx.commands.mark_sent(host, command_id, session_id="s2", msg_id=1, cmd_ids=(9,), at=later)
+        tx.commands.mark_sent(host, command_id, session_key="s2", msg_id=1, cmd_ids=(9,), at=later)
         got = tx.commands.get(host, "c-1")
-    assert (got.session_id, got.msg_id, got.cmd_ids, got.sent_at, got.attempts) == ("s2", 1, (9,), later, 2)
+    assert (got.session_key, got.msg_id, got.cmd_ids, got.sent_at, got.attempts) == ("s2", 1, (9,), later, 2)
     with pytest.raises(NotFound), storage.transaction() as tx:
-        tx.commands.mark_sent(host, command_id + 1000, session_id="s", msg_id=1, cmd_ids=(), at=at)
+        tx.commands.mark_sent(host, command_id + 1000, session_key="s", msg_id=1, cmd_ids=(), at=at)
 
 
 def test_record_reply_applies_once(storage: SQLStorage) -> None:
@@ -202,17 +210,34 @@ def test_deleting_a_host_drops_its_queue(storage: SQLStorage) -> None:
 # --- sessions --------------------------------------------------------------------------------
 
 
-def session(host_id: int, **changes: object) -> MDMSession:
+def session(enrollment_id: int, **changes: object) -> MDMSession:
+    status = syncml.Status(cmd_id=4, msg_ref=2, cmd_ref=3, cmd="Get", data=200)
+    state = SessionState(
+        session_id="1A",
+        client_msg_id=2,
+        server_msg_id=2,
+        placed=(Placed(1, 2, QueuedRef(7, "c-1"), True), Placed(2, 3, QueuedRef(8, "c-2"), False)),
+        pending=(
+            PendingChunk(QueuedRef(8, "c-2"), syncml.Add(cmd_id=4, items=(syncml.Item(data="part 2"),))),
+        ),
+        incoming=Assembly(
+            name="Results",
+            uri="./DevDetail/X",
+            data="abé",
+            size=9,
+            meta=syncml.Meta(format="chr", type="text/plain"),
+            answering=(2, 3),
+            held=(status,),
+        ),
+    )
     values: dict[str, object] = {
-        "host_id": host_id,
-        "session_id": "s1",
-        "client_msg_id": 1,
-        "server_msg_id": 1,
-        "last_response": b"<SyncML>\x00\xff</SyncML>",
-        "authenticated": True,
-        "sent": {"1:2": "c-1", "1:3": "c-2"},
-        "pending_chunks": ("<Add>part 2</Add>", "<Add>part 3</Add>"),
-        "incoming": {"cmd": "Results", "loc_uri": "./DevDetail/X", "data": "abc", "n": 3},
+        "enrollment_id": enrollment_id,
+        "key": "k1",
+        "state": state,
+        "proof": SessionProof.CERTIFICATE,
+        "certificate_serial": "1f2e",
+        "request_digest": b"\x00" * 32,
+        "response": b"<SyncML>\x00\xff</SyncML>",
         "started_at": T0,
         "updated_at": T0 + timedelta(seconds=5),
     }
@@ -221,46 +246,49 @@ def session(host_id: int, **changes: object) -> MDMSession:
 
 
 def test_session_round_trip(storage: SQLStorage) -> None:
-    (host,) = hosts(storage, 1)
+    _, enrollment = enrolled(storage)
     with storage.transaction() as tx:
-        assert tx.sessions.get(host) is None
-        tx.sessions.save(session(host))
+        assert tx.sessions.get(enrollment) is None
+        tx.sessions.save(session(enrollment))
     with storage.transaction() as tx:
-        got = tx.sessions.get(host)
-    assert got == session(host)
-    assert isinstance(got.last_response, bytes) and isinstance(got.pending_chunks, tuple)
+        got = tx.sessions.get(enrollment)
+    assert got == session(enrollment)
+    assert isinstance(got.response, bytes) and isinstance(got.state.pending, tuple)
 
 
-def test_session_save_replaces_the_hosts_row(storage: SQLStorage) -> None:
-    host, other = hosts(storage)
+def test_session_save_replaces_the_enrollments_row(storage: SQLStorage) -> None:
+    host, enrollment = enrolled(storage)
     with storage.transaction() as tx:
-        tx.sessions.save(session(host))
-        tx.sessions.save(session(other, session_id="s-other"))
+        other = tx.enrollments.add(new_enrollment(host, device_id="DEV-2")).id
+        tx.sessions.save(session(enrollment))
+        tx.sessions.save(session(other, key="k-other"))
     replacement = session(
-        host,
-        session_id="s2",
-        client_msg_id=4,
-        server_msg_id=5,
-        last_response=None,
-        authenticated=False,
-        sent={},
-        pending_chunks=(),
-        incoming=None,
+        enrollment,
+        key="k2",
+        state=SessionState(session_id="2B", client_msg_id=4, server_msg_id=5),
+        proof=None,
+        certificate_serial=None,
+        request_digest=None,
+        response=None,
         started_at=None,
         updated_at=None,
     )
     with storage.transaction() as tx:
         tx.sessions.save(replacement)
     with storage.transaction() as tx:
-        assert tx.sessions.get(host) == replacement
-        assert tx.sessions.get(other).session_id == "s-other"
+        assert tx.sessions.get(enrollment) == replacement
+        assert tx.sessions.get(other).key == "k-other"
         count = tx.connection.execute(sa.text("SELECT COUNT(*) FROM mdm_sessions")).scalar_one()
         assert count == 2
-        # No chunked item is SQL NULL, not JSON null.
-        incoming = tx.connection.execute(
-            sa.text("SELECT incoming IS NULL FROM mdm_sessions WHERE host_id = :id"), {"id": host}
-        ).scalar_one()
-        assert incoming
+
+
+def test_a_session_goes_with_its_enrollment(storage: SQLStorage) -> None:
+    host, enrollment = enrolled(storage)
+    with storage.transaction() as tx:
+        tx.sessions.save(session(enrollment))
+        tx.connection.execute(sa.text("DELETE FROM hosts WHERE id = :id"), {"id": host})
+    with storage.transaction() as tx:
+        assert tx.sessions.get(enrollment) is None
 
 
 def test_cancel_pending_drops_only_unsent_deliveries(storage: SQLStorage) -> None:
@@ -286,5 +314,8 @@ def test_deliveries_are_every_hosts_copy_of_one_command(storage: SQLStorage) -> 
     with storage.transaction() as tx:
         found = tx.commands.deliveries("c-many")
         assert tx.commands.deliveries("c-none") == []
-    assert [(d.host_id, d.state) for d in found] == [(first, CommandState.SENT), (second, CommandState.PENDING)]
+    assert [(d.host_id, d.state) for d in found] == [
+        (first, CommandState.SENT),
+        (second, CommandState.PENDING),
+    ]
     assert {d.command.uuid for d in found} == {"c-many"}

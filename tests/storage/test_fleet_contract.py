@@ -15,6 +15,7 @@ from winmdm.domain.identity import EnrollmentKind
 from winmdm.domain.management import AgentStatus, CommandKind, MDMSession, ProfileStatus
 from winmdm.domain.models import MDMStatus
 from winmdm.errors import Conflict, NotFound
+from winmdm.protocol.syncml.session import SessionState
 from winmdm.storage.schema import (
     commands,
     device_certificates,
@@ -22,7 +23,6 @@ from winmdm.storage.schema import (
     host_agent,
     host_commands,
     host_profiles,
-    mdm_sessions,
 )
 from winmdm.storage.sql import SQLStorage
 
@@ -188,7 +188,7 @@ def test_status_counts_group_by_team_status_and_kind(storage: SQLStorage, fleet)
 
 def _owned_rows(tx, host_id: int) -> dict[str, int]:
     counts = {}
-    for table in (enrollments, device_certificates, host_commands, mdm_sessions, host_profiles, host_agent):
+    for table in (enrollments, device_certificates, host_commands, host_profiles, host_agent):
         query = sa.select(sa.func.count()).select_from(table).where(table.c.host_id == host_id)
         counts[table.name] = tx.connection.execute(query).scalar_one()
     return counts
@@ -205,16 +205,7 @@ def test_delete_host_takes_everything_that_is_its_own(storage: SQLStorage) -> No
         tx.certificates.add(certificate(other, other_enrollment, "bb01"))
         command = tx.commands.create(CommandKind.REBOOT, "<Exec/>", at=T0, uuid="c-1")
         tx.commands.enqueue(command.id, [host, other], T0)
-        tx.sessions.save(
-            MDMSession(
-                host_id=host,
-                session_id="1",
-                client_msg_id=1,
-                server_msg_id=1,
-                last_response=None,
-                authenticated=True,
-            )
-        )
+        tx.sessions.save(MDMSession(enrollment_id=enrollment, key="k", state=SessionState(session_id="1")))
         profile = tx.profiles.create(team_id=team, name="Wi-Fi", syncml="<Replace/>", at=T0)
         tx.profiles.set_host_status(
             host, profile.id, ProfileStatus.VERIFIED, detail=None, command_uuid=None, at=T0
@@ -228,6 +219,7 @@ def test_delete_host_takes_everything_that_is_its_own(storage: SQLStorage) -> No
         assert tx.hosts.get(host) is None
         assert set(_owned_rows(tx, host).values()) == {0}
         assert tx.certificates.get("aa01") is None and tx.enrollments.get(enrollment) is None
+        assert tx.sessions.get(enrollment) is None
         # What was not the host's own stays: the other host, the shared command, the profile.
         assert tx.hosts.get(other) is not None and tx.certificates.get("bb01") is not None
         assert tx.commands.get(other, "c-1") is not None

@@ -146,11 +146,11 @@ def _two_records_of_one_device(storage: SQLStorage) -> dict[str, object]:
             commands[uuid] = tx.commands.create(CommandKind.RAW, f"<Get>{uuid}</Get>", at=T0, uuid=uuid).id
             tx.commands.enqueue(commands[uuid], host_ids, T0)
         tx.commands.mark_sent(
-            source.id, commands["shared"], session_id="s-new", msg_id=2, cmd_ids=(3,), at=T1
+            source.id, commands["shared"], session_key="s-new", msg_id=2, cmd_ids=(3,), at=T1
         )
 
-        tx.sessions.save(session(target.id, session_id="s-old"))
-        tx.sessions.save(session(source.id, session_id="s-new", client_msg_id=4))
+        tx.sessions.save(session(old.id, key="s-old"))
+        tx.sessions.save(session(new.id, key="s-new"))
 
         profile_ids = [
             tx.profiles.create(team_id=None, name=f"P{n}", syncml="<Replace/>", at=T0).id for n in range(3)
@@ -169,7 +169,6 @@ def _two_records_of_one_device(storage: SQLStorage) -> dict[str, object]:
         tx.activities.add("enrolled", at=T1, host_id=source.id)
         other = tx.hosts.create(new_host(uuid="u-other", hw_dev_id="HW-X", device_id="DEV-X"))
         tx.activities.add("enrolled", at=T1, host_id=other.id)
-        tx.sessions.save(session(other.id, session_id="s-other"))
         target, source = tx.hosts.get(target.id), tx.hosts.get(source.id)
     return {
         "target": target,
@@ -226,9 +225,9 @@ def test_merge_into_moves_everything_and_deletes_the_source(storage: SQLStorage)
         assert set(queue) == {"shared", "old-only", "new-only"}
         assert queue["shared"].state is CommandState.PENDING  # the target's own delivery stayed
 
-        moved = tx.sessions.get(target.id)
-        assert moved == session(target.id, session_id="s-new", client_msg_id=4)
-        assert tx.sessions.get(other.id).session_id == "s-other"
+        # Sessions belong to enrollments: they went along with them, unchanged.
+        assert tx.sessions.get(d["new"]) == session(d["new"], key="s-new")
+        assert tx.sessions.get(d["old"]) == session(d["old"], key="s-old")
 
         both, old_only, new_only = d["profiles"]
         statuses = {p.profile_id: p.status for p in tx.profiles.host_statuses(target.id)}
@@ -248,7 +247,6 @@ def test_merge_into_moves_everything_and_deletes_the_source(storage: SQLStorage)
             count = sa.select(sa.func.count()).select_from(table).where(table.c.host_id == source.id)
             assert tx.connection.execute(count).scalar_one() == 0
         assert tx.commands.list_for_host(source.id) == []
-        assert tx.sessions.get(source.id) is None
         assert tx.profiles.host_statuses(source.id) == []
         assert tx.agent.host_status(source.id) is None
         assert tx.connection.execute(sa.select(sa.func.count()).select_from(hosts)).scalar_one() == 2
@@ -262,7 +260,8 @@ def test_merge_into_a_bare_host(storage: SQLStorage) -> None:
         bare = tx.hosts.create(new_host(uuid="u-bare", hw_dev_id=None, device_id=None, serial="SN-B"))
         tx.hosts.merge_into(source.id, bare.id, T2)
     with storage.transaction() as tx:
-        assert tx.sessions.get(bare.id).session_id == "s-new"
+        assert tx.enrollments.active_for_host(bare.id).id == d["new"]
+        assert tx.sessions.get(d["new"]).key == "s-new"
         assert {q.command.uuid for q in tx.commands.list_for_host(bare.id)} == {"shared", "new-only"}
         assert tx.agent.host_status(bare.id).status is AgentStatus.INSTALLED
         assert tx.hosts.get(bare.id).serial == "SN-B"
@@ -292,4 +291,5 @@ def test_merge_into_rolls_back_with_its_transaction(storage: SQLStorage) -> None
     with storage.transaction() as tx:
         assert tx.hosts.get(source.id) == source
         assert [c.serial for c in tx.certificates.list_for_host(source.id)] == ["0b"]
-        assert tx.sessions.get(target.id).session_id == "s-old"
+        assert tx.enrollments.get(d["new"]).host_id == source.id
+        assert tx.sessions.get(d["old"]).key == "s-old"

@@ -78,14 +78,20 @@ def make_team(storage: SQLStorage, name: str) -> int:
 # --- enrollments: OMA-DM lookups -------------------------------------------------------------
 
 
-def test_set_nonce(storage: SQLStorage) -> None:
+def test_renew_nonce_keeps_the_one_before(storage: SQLStorage) -> None:
     _, enrollment_id = enrolled(storage)
     with storage.transaction() as tx:
-        tx.enrollments.set_nonce(enrollment_id, "bmV4dA==")
+        assert tx.enrollments.get(enrollment_id).dm_previous_nonce is None
+        tx.enrollments.renew_nonce(enrollment_id, "bmV4dA==")
     with storage.transaction() as tx:
-        assert tx.enrollments.get(enrollment_id).dm_nonce == "bmV4dA=="
+        got = tx.enrollments.get(enrollment_id)
+        assert (got.dm_nonce, got.dm_previous_nonce) == ("bmV4dA==", "bm9uY2U=")
+        tx.enrollments.renew_nonce(enrollment_id, "dGhpcmQ=")
+    with storage.transaction() as tx:
+        got = tx.enrollments.get(enrollment_id)
+        assert (got.dm_nonce, got.dm_previous_nonce) == ("dGhpcmQ=", "bmV4dA==")
     with pytest.raises(NotFound), storage.transaction() as tx:
-        tx.enrollments.set_nonce(enrollment_id + 1000, "eA==")
+        tx.enrollments.renew_nonce(enrollment_id + 1000, "eA==")
 
 
 def test_find_active_by_device_id(storage: SQLStorage) -> None:
@@ -103,6 +109,17 @@ def test_find_active_by_device_id(storage: SQLStorage) -> None:
         other = tx.hosts.create(new_host(uuid="u-2", hw_dev_id="HW-2", device_id="DEV-2"))
         added = tx.enrollments.add(new_enrollment(other.id, device_id="DEV-2"))
         assert tx.enrollments.find_active_by_device_id("DEV-2") == added
+
+
+def test_active_by_device_id_lists_every_claim_newest_first(storage: SQLStorage) -> None:
+    _, first_id = enrolled(storage)
+    with storage.transaction() as tx:
+        other = tx.hosts.create(new_host(uuid="u-2", hw_dev_id="HW-2", device_id="DEV-1"))
+        second = tx.enrollments.add(new_enrollment(other.id))  # a second PC claims DEV-1
+        assert [e.id for e in tx.enrollments.active_by_device_id("DEV-1")] == [second.id, first_id]
+        assert tx.enrollments.active_by_device_id("") == []
+        tx.enrollments.deactivate_for_host(other.id)
+        assert [e.id for e in tx.enrollments.active_by_device_id("DEV-1")] == [first_id]
 
 
 # --- inventory -------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ def test_upgrade_keeps_every_host_without_an_entra_device_id_and_downgrade_too(e
         (row["id"], row["uuid"], row["team_id"]) for row in before["hosts"]
     ]
 
-    migrate(engine)
+    migrate(engine, "0005_entra_device")
     assert current_revision(engine) == "0005_entra_device"
     with storage.transaction() as tx:
         assert tx.hosts.get(host_id).entra_device_id is None  # dropped with the column

@@ -1,8 +1,14 @@
 """The management half of the Windows device emulator: OMA-DM sessions as Windows runs them.
 
 Package 1 (Alert 1201, Alert 1224, Replace DevInfo) with the MD5 digest Cred over the nonce the
-provisioning document gave, then one Status per server command and Results for every Get, until
-the server answers with nothing but Status.
+provisioning document's APPSRV AAUTHDATA gave (w7 APPLICATION CSP: APPSRV is the client proving
+itself to the server), then one Status per server command and Results for every Get, until the
+server answers with nothing but Status. Credentials follow OMA-DM as Microsoft documents it
+(oma-dm-protocol-support.md): after 212 no Cred for the rest of the session; after 200 to a
+message with a Cred, the Cred again in the next message, over the Chal's NextNonce when there is
+one; after 401/407, the package again as a new message (MsgID + 1) with a Cred over the new nonce.
+A server message without Final is answered with Alert 1222 (send the next message); a message
+of the device that carries MoreData has no Final.
 """
 
 from __future__ import annotations
@@ -60,10 +66,9 @@ class ManagedDevice:
         assert enrolled is not None, "enroll first"
         app = enrolled.document.find("APPLICATION")
         appsrv = next(a for a in app.all("APPAUTH") if a.value("AAUTHLEVEL") == "APPSRV")
-        client = next(a for a in app.all("APPAUTH") if a.value("AAUTHLEVEL") == "CLIENT")
         self.name = appsrv.value("AAUTHNAME")
         self.credential = digest.credential_hash(self.name, appsrv.value("AAUTHSECRET"))
-        self.nonce = base64.b64decode(client.value("AAUTHDATA"))
+        self.nonce = base64.b64decode(appsrv.value("AAUTHDATA"))
         self.nodes.update(
             {
                 "./DevDetail/SwV": self.device.os_version,
@@ -148,7 +153,8 @@ class ManagedDevice:
                 cred=cred,
                 meta=meta,
             )
-            reply = self.post(client, syncml.Message(header=header, commands=tuple(commands)))
+            final = not any(i.more_data for c in commands for i in getattr(c, "items", ()))
+            reply = self.post(client, syncml.Message(header=header, commands=tuple(commands), final=final))
             log.replies.append(reply)
             hdr_status = next(
                 c for c in reply.commands if isinstance(c, syncml.Status) and c.cmd == Cmd.SYNC_HDR
@@ -157,6 +163,7 @@ class ManagedDevice:
             if hdr_status.chal is not None and hdr_status.chal.meta.next_nonce:
                 self.nonce = base64.b64decode(hdr_status.chal.meta.next_nonce)
             code = int(hdr_status.data)
+            msg_id += 1
             if code in (StatusCode.MISSING_CREDENTIALS, StatusCode.INVALID_CREDENTIALS):
                 if (
                     cred is not None
@@ -164,19 +171,25 @@ class ManagedDevice:
                     and log.header_codes.count(401) > 1
                 ):
                     return log  # give up like Windows after a retry
-                cred = self._cred()  # answer the challenge with the nonce it carries
-                msg_id += 1
+                cred = self._cred()  # the same package again, proven with the new nonce
                 continue
-            if code == StatusCode.FORBIDDEN:
-                return log
-            cred = None
+            if code != StatusCode.OK and code != StatusCode.AUTHENTICATION_ACCEPTED:
+                return log  # 403, 400: refused
+            if code == StatusCode.AUTHENTICATION_ACCEPTED:
+                cred = None  # "no further authentication is needed for the remainder of the session"
+            elif cred is not None:
+                cred = self._cred()  # 200: "the same credential must be sent within the next request"
             server_commands = [c for c in reply.commands if not isinstance(c, syncml.Status)]
-            if not server_commands:
+            if not server_commands and reply.final:
                 return log
             log.received.extend(server_commands)
-            msg_id += 1
             commands = self._answer(reply, server_commands)
         raise AssertionError("the session did not end")
+
+    def unenroll(self, client: httpx.Client) -> SessionLog:
+        """The user turns MDM off in Settings: Windows sends the 1226 unenrollment alert once
+        (disconnecting-from-mdm-unenrollment.md), then forgets the enrollment."""
+        return self.session(client, extra=(unenroll_alert(cmd_id=4),))
 
     def _cred(self) -> syncml.Cred:
         return syncml.Cred(
@@ -193,6 +206,8 @@ class ManagedDevice:
         if self._outgoing:  # the server asked for the next message (Alert 1222): next chunk
             chunk = self._outgoing.pop(0)
             answers.append(dataclasses.replace(chunk, cmd_id=next(next_id)))
+        elif not reply.final:  # the server's package goes on: ask for its next message
+            answers.append(syncml.Alert(cmd_id=next(next_id), data=AlertCode.NEXT_MESSAGE))
         return answers
 
     def _absorb(self, command: syncml.Command) -> syncml.Command | None:
@@ -277,3 +292,17 @@ class ManagedDevice:
         if results:
             out.append(self._results(command, msg_ref, results, next_id))
         return out
+
+
+def unenroll_alert(cmd_id: int) -> syncml.Alert:
+    """Alert 1226 com.microsoft:mdm.unenrollment.userrequest, as the shared vector shows it."""
+    return syncml.Alert(
+        cmd_id=cmd_id,
+        data=AlertCode.GENERIC_ALERT,
+        items=(
+            syncml.Item(
+                meta=syncml.Meta(type="com.microsoft:mdm.unenrollment.userrequest", format="int"),
+                data="1",
+            ),
+        ),
+    )

@@ -27,12 +27,14 @@ from winmdm.protocol import namespaces as ns
 from winmdm.protocol import soap
 from winmdm.runtime import Runtime, build
 from winmdm.services.authentication import NOT_SET_UP
+from winmdm.services.deep_link import LINK_TOKEN_PARAMETER
 from winmdm.web.app import create_app
 from winmdm.web.signin_routes import CALLBACK_PATH, COOKIE, SignInFlow, seal
 
 PAGE = "/EnrollmentServer/Authenticate"
 CALLBACK = SERVER_URL + CALLBACK_PATH
 APPRU = "ms-app://windows.immersivecontrolpanel"
+ALLOWED_HTTPS_APPRU = "https://login.corp.example/wab/return?a=1&b=%20x"  # WINMDM_ALLOWED_APPRU
 ODD_USER = "o'hara<b>&co@corp.example"  # a real account whose name needs escaping
 
 
@@ -58,7 +60,9 @@ def idp() -> Iterator[TestIdP]:
 
 @pytest.fixture(scope="module")
 def app(idp: TestIdP, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    made = make_app(tmp_path_factory.mktemp("signin") / "data", idp.env())
+    made = make_app(
+        tmp_path_factory.mktemp("signin") / "data", {**idp.env(), "WINMDM_ALLOWED_APPRU": ALLOWED_HTTPS_APPRU}
+    )
     with made.client:
         yield made
     made.runtime.close()
@@ -170,8 +174,8 @@ def test_the_wresult_passes_get_policies_twice_without_being_used_up(web: TestCl
     assert fault.detail_type and fault.detail_type.lower() == "customservererror"
 
 
-def test_an_https_appru_with_a_query_comes_back_exactly(web: TestClient) -> None:
-    appru = "https://login.corp.example/wab/return?a=1&b=%20x"
+def test_an_https_appru_an_admin_allowed_comes_back_exactly(web: TestClient) -> None:
+    appru = ALLOWED_HTTPS_APPRU
     page = callback(web, at_idp(start(web, appru), "alice@corp.example"))
     text = check_page(page, 200)
     assert 'action="https://login.corp.example/wab/return?a=1&amp;b=%20x"' in text
@@ -227,9 +231,7 @@ def test_without_login_hint_the_provider_asks_for_the_name(web: TestClient) -> N
         "empty",
     ],
 )
-def test_an_appru_that_is_not_ms_app_or_https_is_refused_and_shown_escaped(
-    web: TestClient, appru: str
-) -> None:
+def test_an_appru_that_is_not_ms_app_is_refused_and_shown_escaped(web: TestClient, appru: str) -> None:
     response = start(web, appru)
     text = check_page(response, 400)
     assert "location" not in response.headers and "set-cookie" not in response.headers
@@ -237,6 +239,25 @@ def test_an_appru_that_is_not_ms_app_or_https_is_refused_and_shown_escaped(
     assert "Access work or school" in text
     if "xss" in appru or "<script>" in appru:
         assert "&lt;script&gt;" in text
+
+
+@pytest.mark.parametrize(
+    "appru",
+    [
+        "https://attacker.example/collect",
+        "https://login.corp.example/wab/return?a=1",  # not exactly the allowed one
+        "HTTPS://login.corp.example/wab/return?a=1&b=%20x",
+    ],
+)
+def test_an_https_appru_nobody_allowed_never_gets_the_token(web: TestClient, appru: str) -> None:
+    """Windows posts back only to ms-app:// addresses: an https appru is someone collecting
+    enrollment tokens, before and after the sign-in (and for a pre-authorized deep link)."""
+    for params in ({}, {LINK_TOKEN_PARAMETER: "a-pre-authorized-token"}):
+        response = start(web, appru, **params)
+        text = check_page(response, 400)
+        assert "not a Windows ms-app:// address" in text
+        assert "location" not in response.headers and "<form" not in text
+        assert "a-pre-authorized-token" not in text
 
 
 def test_a_missing_appru_is_refused(web: TestClient) -> None:

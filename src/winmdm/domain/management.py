@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from winmdm.protocol.syncml.session import SessionState
+
 
 class CommandKind(enum.StrEnum):
     RAW = "raw"  # an admin's own SyncML
@@ -59,7 +61,7 @@ class HostCommand:
     host_id: int
     command: Command
     state: CommandState
-    session_id: str | None = None
+    session_key: str | None = None  # MDMSession.key of the session that sent it
     msg_id: int | None = None
     cmd_ids: tuple[int, ...] = ()  # the CmdIDs this command and its children had when sent
     status_code: int | None = None  # the top-level command's Status
@@ -71,22 +73,27 @@ class HostCommand:
     done_at: datetime | None = None
 
 
+class SessionProof(enum.StrEnum):
+    """How a session's device proved itself (protocol.md decision 4, docs/management.md)."""
+
+    CERTIFICATE = "certificate"  # its enrollment's client certificate, presented on every message
+    DIGEST = "digest"  # an MD5 digest Cred on every message, each over a new nonce
+
+
 @dataclass(frozen=True, slots=True)
 class MDMSession:
-    """An OMA-DM session in progress, stored so any instance can take the next message."""
+    """An OMA-DM session in progress, stored so any instance can take the next message.
 
-    host_id: int
-    session_id: str
-    client_msg_id: int  # the last client MsgID answered
-    server_msg_id: int  # the last server MsgID sent
-    last_response: bytes | None  # replayed when the device retries the same MsgID
-    authenticated: bool
-    # Outgoing: command uuids already placed in this session, keyed "msgid:cmdid".
-    sent: dict[str, str] = field(default_factory=dict)
-    # Outgoing chunks of a large item still to send (MoreData), as built SyncML commands.
-    pending_chunks: tuple[str, ...] = ()
-    # Incoming chunked item being assembled: {"cmd": ..., "loc_uri": ..., "data": ...}.
-    incoming: dict[str, Any] | None = None
+    Kept per enrollment, not per host: a PC enrolled again may reuse the SessionIDs of its last
+    enrollment, and the new enrollment starts clean (protocol.md decision 4)."""
+
+    enrollment_id: int
+    key: str  # unique to this session: the commands it sends are marked with it
+    state: SessionState
+    proof: SessionProof | None = None  # None until a message of the session was proven
+    certificate_serial: str | None = None  # the certificate that proved it (CERTIFICATE)
+    request_digest: bytes | None = None  # SHA-256 of the last client message answered
+    response: bytes | None = None  # the answer to it, sent again for a byte-identical retry
     started_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -109,6 +109,8 @@ class Enrollment:
     created_at: datetime
     enrollment_kind: EnrollmentKind | None = None
     end_user_username: str | None = None  # who signed in on winmdm's page, if anyone
+    # The nonce before dm_nonce: only the one-shot unenroll alert may still use it.
+    dm_previous_nonce: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

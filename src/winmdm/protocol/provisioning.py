@@ -78,7 +78,11 @@ class DigestCredentials:
     client_name: str  # APPSRV AAUTHNAME: what the device sends in Cred
     client_secret: str  # APPSRV AAUTHSECRET
     server_secret: str  # CLIENT AAUTHSECRET: what the server proves to the device
-    nonce: bytes  # CLIENT AAUTHDATA: the first nonce the device uses
+    # APPSRV AAUTHDATA: the nonce of the device's first Cred. w7 APPLICATION CSP: "APPSRV -
+    # specifies that the client authenticates itself to the OMA DM Server"; AAUTHDATA "is used
+    # to convey the nonce for digest authentication".
+    nonce: bytes
+    server_nonce: bytes  # CLIENT AAUTHDATA: for the server's own Cred to the device (unused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,12 +173,13 @@ def build_enrollment_document(d: EnrollmentDocument) -> bytes:
     _parm(client, "AAUTHLEVEL", "CLIENT")
     _parm(client, "AAUTHTYPE", "DIGEST")
     _parm(client, "AAUTHSECRET", d.credentials.server_secret)
-    _parm(client, "AAUTHDATA", _b64(d.credentials.nonce))
+    _parm(client, "AAUTHDATA", _b64(d.credentials.server_nonce))
     appsrv = _char(app, "APPAUTH")
     _parm(appsrv, "AAUTHLEVEL", "APPSRV")
     _parm(appsrv, "AAUTHTYPE", "DIGEST")
     _parm(appsrv, "AAUTHNAME", d.credentials.client_name)
     _parm(appsrv, "AAUTHSECRET", d.credentials.client_secret)
+    _parm(appsrv, "AAUTHDATA", _b64(d.credentials.nonce))
     provider = _char(_char(_char(doc, "DMClient"), "Provider"), d.provider_id)
     if d.ent_dm_id:
         _parm(provider, "EntDMID", d.ent_dm_id, "string")

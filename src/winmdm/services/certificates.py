@@ -13,6 +13,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
@@ -24,6 +25,15 @@ from winmdm.pki.ca import DeviceCA
 from winmdm.storage.protocols import Storage, Transaction
 
 log = logging.getLogger("winmdm.certificates")
+
+
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """A certificate this server issued, as presented: `problem` says why it cannot prove its
+    device now (revoked, superseded by a renewal or re-enrollment, outside its validity)."""
+
+    record: DeviceCertificate
+    problem: str | None
 
 
 class DeviceCertificates:
@@ -42,10 +52,15 @@ class DeviceCertificates:
     def authenticate(self, cert: x509.Certificate) -> DeviceCertificate:
         """The stored record of a presented client certificate, or AuthenticationFailed."""
         with self._storage.transaction() as tx:
-            return self.check(tx, cert, self._clock())
+            presented = self.check(tx, cert, self._clock())
+        if presented.problem is not None:
+            raise AuthenticationFailed(presented.problem)
+        return presented.record
 
-    def check(self, tx: Transaction, cert: x509.Certificate, now: datetime) -> DeviceCertificate:
-        """As `authenticate`, inside the caller's transaction (a management session's)."""
+    def check(self, tx: Transaction, cert: x509.Certificate, now: datetime) -> Presented:
+        """A presented certificate's record and whether it proves its device now, inside the
+        caller's transaction (a management session's). AuthenticationFailed when this server
+        never issued it: a stranger's certificate proves nothing and names no device."""
         serial = format(cert.serial_number, "x")
         if not self._issued_by_ca(cert):
             raise AuthenticationFailed(
@@ -55,18 +70,16 @@ class DeviceCertificates:
         if record is None:
             raise AuthenticationFailed(f"client certificate {serial} is unknown to this server")
         if record.status is not CertificateStatus.ACTIVE:
-            raise AuthenticationFailed(f"client certificate {serial} was revoked ({record.revoked_reason})")
+            return Presented(record, f"client certificate {serial} was revoked ({record.revoked_reason})")
         if not record.not_before <= now < record.not_after:
-            raise AuthenticationFailed(
-                f"client certificate {serial} is not valid at {now:%Y-%m-%d %H:%M} UTC"
-            )
+            return Presented(record, f"client certificate {serial} is not valid at {now:%Y-%m-%d %H:%M} UTC")
         if record.first_used_at is None and tx.certificates.mark_first_use(serial, now):
             if record.replaces_serial and tx.certificates.revoke(
                 record.replaces_serial, now, f"renewed as {serial}"
             ):
                 log.info("certificate %s replaced by %s on first use", record.replaces_serial, serial)
             record = dataclasses.replace(record, first_used_at=now)
-        return record
+        return Presented(record, None)
 
     def _issued_by_ca(self, cert: x509.Certificate) -> bool:
         key = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()

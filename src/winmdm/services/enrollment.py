@@ -46,6 +46,7 @@ from winmdm.protocol.provisioning import (
 from winmdm.protocol.soap import Security
 from winmdm.protocol.wstep import RequestSecurityToken, RequestType
 from winmdm.protocol.xcep import PolicyTerms
+from winmdm.services import host_identity
 from winmdm.services.authentication import Authenticator, Identity
 from winmdm.services.bulk import EnrollmentSecrets, is_bulk_upn
 from winmdm.services.deep_link import LINK_TOKEN_PARAMETER
@@ -69,6 +70,8 @@ class EnrollmentSettings:
     certificate_lifetime: timedelta = timedelta(days=365)
     renewal: RenewalTerms | None = field(default_factory=RenewalTerms)
     min_key_size: int = 2048
+    # A host still checking in keeps its identity this long against PCs reporting its ids.
+    merge_after: timedelta = host_identity.DEFAULT_MERGE_AFTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,7 @@ class EnrollmentService:
             client_secret=secret,
             server_secret=self._token(24),
             nonce=self._random(16),
+            server_nonce=self._random(16),
         )
         kind = enrollment_kind(
             token_kind=identity.kind,
@@ -313,13 +317,21 @@ class EnrollmentService:
         team_id: int | None,
     ) -> tuple[Host, bool]:
         """A known host (same HWDevID or DeviceID) keeps its team; a new one lands in No team,
-        or in the team of the bulk secret it enrolled with.
+        or in the team of the bulk secret it enrolled with. Those ids are self-reported: a host
+        still in use is never taken over by them (services/host_identity.py); the newcomer
+        becomes a host of its own and the claim is recorded.
 
         An Entra enrollment also records the token's Entra device id on the host: the terms page
         of the device's next Entra enrollment recognises it by that id (services/end_user_auth.py).
         """
         entra_id = entra_device_id(identity.entra_device_id) if identity.kind is TokenKind.ENTRA_JWT else None
         known = tx.hosts.find_known(hw_dev_id=hw_dev_id, device_id=device_id)
+        claimed: Host | None = None
+        if known is not None and not (
+            (entra_id is not None and entra_id == known.entra_device_id)  # Entra vouches: same PC
+            or host_identity.may_supersede(tx, known, now, self._settings.merge_after)
+        ):
+            claimed, known = known, None
         if known is not None:
             host = tx.hosts.record_enrollment(
                 known.id,
@@ -360,6 +372,9 @@ class EnrollmentService:
                 "platform": "windows",
             },
         )
+        if claimed is not None:
+            matched = "hw_dev_id" if hw_dev_id and claimed.hw_dev_id == hw_dev_id.strip() else "device_id"
+            host_identity.record_conflict(tx, host, claimed, matched, now)
         return host, True
 
     def _identify(self, security: Security, now: datetime) -> tuple[Identity, int | None]:

@@ -4,23 +4,29 @@ recognised as a PC winmdm already knows (design.md §1: known hosts keep their t
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from winmdm.domain.identity import is_real_serial
 from winmdm.domain.models import Host, MDMStatus
+from winmdm.services import host_identity
 from winmdm.storage.protocols import Transaction
 
 log = logging.getLogger("winmdm.management")
 
 
-def same_pc(tx: Transaction, host: Host, now: datetime) -> Host:
-    """A host whose SMBIOS serial belongs to an older host is that PC enrolled again (e.g.
-    after a reinstall gave it new ids): it merges into the older host, which keeps its team
-    and history. Placeholder serials are no identity (domain.identity.is_real_serial)."""
+def same_pc(tx: Transaction, host: Host, now: datetime, merge_after: timedelta) -> Host:
+    """A host whose SMBIOS serial belongs to an older host may be that PC enrolled again (e.g.
+    after a reinstall gave it new ids): it merges into the older host, which keeps its team and
+    history, but only when the older host cannot be in use (services/host_identity.py); else
+    both stay, and the claim is recorded. Placeholder serials are no identity
+    (domain.identity.is_real_serial)."""
     if not is_real_serial(host.serial):
         return host
     known = tx.hosts.find_by_serial(host.serial)
     if known is None or known.id == host.id:
+        return host
+    if not host_identity.may_supersede(tx, known, now, merge_after):
+        host_identity.record_conflict(tx, host, known, "serial", now)
         return host
     # The older host's own enrollment and certificates are superseded by this one.
     tx.enrollments.deactivate_for_host(known.id)

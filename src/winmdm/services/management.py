@@ -1,37 +1,50 @@
-"""OMA-DM management sessions (MS-MDM, protocol.md §8): authenticate the device, read what it
-says, answer every command, deliver queued commands within the client's MaxMsgSize.
+"""OMA-DM management sessions (MS-MDM, protocol.md §8): prove the device on every message, read
+what it says, answer every command, deliver queued commands.
 
-One client message is handled in one transaction. Session state lives in storage, so any
-instance can take the next message, and a retried message gets the same reply.
+One client message is handled in one transaction. Session state lives in storage, per
+enrollment, so any instance can take the next message, and a retried message gets the same
+reply. The session mechanics (CmdIDs, sizes, chunks) are protocol.syncml.session's; the rules
+of who may say what are here and in device_proof (docs/management.md).
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import json
+import hashlib
 import logging
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from cryptography import x509
 
-from winmdm.domain.management import CommandKind, CommandReply, HostCommand, Inventory, MDMSession
+from winmdm.domain.management import (
+    CommandKind,
+    CommandReply,
+    HostCommand,
+    Inventory,
+    MDMSession,
+    SessionProof,
+)
 from winmdm.domain.models import Enrollment, Host, MDMStatus
 from winmdm.errors import AuthenticationFailed, WinMDMError
 from winmdm.protocol import syncml
 from winmdm.protocol.syncml import AlertCode, Cmd, StatusCode
-from winmdm.services import device_digest, host_lifecycle, inventory, large_objects
+from winmdm.protocol.syncml import session as mechanics
+from winmdm.services import host_lifecycle, inventory
 from winmdm.services.certificates import DeviceCertificates
+from winmdm.services.device_proof import CredCheck, Verdict, check_cred, judge
+from winmdm.services.host_identity import DEFAULT_MERGE_AFTER
 from winmdm.storage.protocols import Storage, Transaction
 
 log = logging.getLogger("winmdm.management")
 
-# protocol.md decision 5: without MaxMsgSize keep each server message under 64 KiB.
+# protocol.md decision 5: without the device's MaxMsgSize, commands are packed into messages of
+# at most this size; one command larger than it is sent whole (docs/management.md).
 DEFAULT_MAX_MSG_SIZE = 64 * 1024
 UNENROLL_ALERT = "com.microsoft:mdm.unenrollment.userrequest"
 
@@ -56,24 +69,18 @@ class SessionHooks(Protocol):
 class ManagementSettings:
     default_max_msg_size: int = DEFAULT_MAX_MSG_SIZE
     max_commands_per_message: int = 50
+    # A host still checking in keeps its identity this long against PCs reporting its serial.
+    merge_after: timedelta = DEFAULT_MERGE_AFTER
 
 
-@dataclass
-class _Reply:
-    """The server message being built for one client message."""
+@dataclass(frozen=True, slots=True)
+class _Device:
+    """The enrollment a message speaks for, and what it brought to prove it."""
 
-    header: syncml.SyncHdr
-    statuses: list[syncml.Command] = field(default_factory=list)
-    commands: list[syncml.Command] = field(default_factory=list)
-    next_cmd_id: int = 1
-
-    def cmd_id(self) -> int:
-        value = self.next_cmd_id
-        self.next_cmd_id += 1
-        return value
-
-    def message(self) -> syncml.Message:
-        return syncml.Message(header=self.header, commands=(*self.statuses, *self.commands), final=True)
+    enrollment: Enrollment
+    host: Host
+    certificate: str | None  # serial of the presented certificate, when it proves the device
+    cred: CredCheck
 
 
 class ManagementService:
@@ -99,148 +106,212 @@ class ManagementService:
         message = syncml.parse_message(body)
         header = message.header
         now = self._clock()
+        digest = hashlib.sha256(body).digest()
         with self._storage.transaction() as tx:
-            cert_host: int | None = None
-            if client_cert is not None:
-                try:
-                    cert_host = self._certificates.check(tx, client_cert, now).host_id
-                except AuthenticationFailed as exc:
-                    log.warning("device %r refused: %s", header.source, exc.message)
-                    return self._refusal(header, StatusCode.FORBIDDEN)
-            enrollment = tx.enrollments.find_active_by_device_id(header.source)
-            if enrollment is None:
-                log.warning("device %r refused: no active enrollment has this DeviceID", header.source)
-                return self._refusal(header, StatusCode.FORBIDDEN)
-            if cert_host is not None and cert_host != enrollment.host_id:
-                log.warning(
-                    "device %r refused: its TLS certificate belongs to host %s, not host %s",
-                    header.source,
-                    cert_host,
-                    enrollment.host_id,
-                )
-                return self._refusal(header, StatusCode.FORBIDDEN)
-            host = tx.hosts.get(enrollment.host_id)
-            if host is None:  # deleted while the device still holds its certificate
-                return self._refusal(header, StatusCode.FORBIDDEN)
-            session = tx.sessions.get(host.id)
-            if session is not None and session.session_id == header.session_id:
-                if header.msg_id == session.client_msg_id and session.last_response is not None:
-                    return session.last_response  # the device retried: same answer, nothing reapplied
-                if header.msg_id < session.client_msg_id:
-                    return self._refusal(header, StatusCode.BAD_REQUEST)
-            else:
-                session = MDMSession(
-                    host_id=host.id,
-                    session_id=header.session_id,
-                    client_msg_id=0,
-                    server_msg_id=0,
-                    last_response=None,
-                    authenticated=False,
-                    started_at=now,
-                    updated_at=now,
-                )
-            return self._session_message(tx, message, host, enrollment, session, now)
+            device = self._identify(tx, header, client_cert, now)
+            if device is None:
+                return mechanics.refusal(header, StatusCode.FORBIDDEN)
+            record = tx.sessions.get(device.enrollment.id)
+            if record is not None and _is_retry(record, header, digest, device):
+                assert record.response is not None
+                return record.response  # the device retried: same answer, nothing reapplied
+            record = self._session_for(record, header, device, now)
+            if record is None:
+                return mechanics.refusal(header, StatusCode.BAD_REQUEST)
+            verdict = judge(
+                device.cred,
+                certificate=device.certificate is not None,
+                session_proof=record.proof,
+                same_certificate=device.certificate == record.certificate_serial,
+            )
+            if verdict.proven:
+                return self._session_message(tx, message, device, record, verdict, digest, now)
+            if _unenrolls(message) and (device.certificate is not None or device.cred is CredCheck.PREVIOUS):
+                return self._unenrolled(tx, message, device, now)
+            return self._challenge(tx, header, device, record, verdict, digest, now)
 
-    # -- one message of a session -----------------------------------------------------------
+    # -- who is speaking ----------------------------------------------------------------------
+    def _identify(
+        self, tx: Transaction, header: syncml.SyncHdr, client_cert: x509.Certificate | None, now: datetime
+    ) -> _Device | None:
+        """The active enrollment the message speaks for. With a certificate, the certificate's
+        own enrollment (it must claim the DeviceID of the message); without, the enrollment of
+        that DeviceID whose digest the Cred matches (several PCs may claim one DeviceID:
+        docs/host-identity.md). None, logged, when nobody is: the answer is 403."""
+        claims = tx.enrollments.active_by_device_id(header.source)
+        if not claims:
+            log.warning("device %r refused: no active enrollment has this DeviceID", header.source)
+            return None
+        certificate: str | None = None
+        if client_cert is not None:
+            try:
+                presented = self._certificates.check(tx, client_cert, now)
+            except AuthenticationFailed as exc:
+                log.warning("device %r refused: %s", header.source, exc.message)
+                return None
+            enrollment = next((e for e in claims if e.id == presented.record.enrollment_id), None)
+            if enrollment is None:
+                log.warning(
+                    "device %r refused: its certificate %s belongs to another device or an ended enrollment",
+                    header.source,
+                    presented.record.serial,
+                )
+                return None
+            if presented.problem is not None:
+                # A renewal race or a restored VM snapshot: its digest Cred can still prove it.
+                log.warning(
+                    "device %r: %s; it must prove itself with its digest credentials",
+                    header.source,
+                    presented.problem,
+                )
+            else:
+                certificate = presented.record.serial
+            cred = check_cred(header, enrollment)
+        else:
+            checked = [(e, check_cred(header, e)) for e in claims]
+            enrollment, cred = min(checked, key=lambda pair: _CRED_RANK[pair[1]])
+        host = tx.hosts.get(enrollment.host_id)
+        if host is None:  # deleted while the device still holds its certificate
+            return None
+        return _Device(enrollment, host, certificate, cred)
+
+    def _session_for(
+        self, record: MDMSession | None, header: syncml.SyncHdr, device: _Device, now: datetime
+    ) -> MDMSession | None:
+        """The session this message belongs to: the stored one, or a new one when the device
+        starts one (a new SessionID, or MsgID 1). None for a message older than the last."""
+        if record is not None and record.state.session_id == header.session_id and header.msg_id != 1:
+            return record if header.msg_id >= record.state.client_msg_id else None
+        return MDMSession(
+            enrollment_id=device.enrollment.id,
+            key=self._random(16).hex(),
+            state=mechanics.SessionState(session_id=header.session_id),
+            started_at=now,
+            updated_at=now,
+        )
+
+    def _new_nonce(self, tx: Transaction, enrollment: Enrollment) -> syncml.Chal:
+        nonce = base64.b64encode(self._random(16)).decode("ascii")
+        tx.enrollments.renew_nonce(enrollment.id, nonce)
+        return syncml.Chal.md5(nonce)
+
+    def _challenge(
+        self,
+        tx: Transaction,
+        header: syncml.SyncHdr,
+        device: _Device,
+        record: MDMSession,
+        verdict: Verdict,
+        digest: bytes,
+        now: datetime,
+    ) -> bytes:
+        """407 or 401 with a new nonce: nothing in the message is applied, and the Cred it
+        carried (if any) can never be used again."""
+        if verdict.code == StatusCode.INVALID_CREDENTIALS:
+            log.warning(
+                "device %r refused: digest does not match (wrong secret or stale nonce)", header.source
+            )
+        reply = mechanics.Reply(header, msg_id=record.state.server_msg_id + 1)
+        chal = self._new_nonce(tx, device.enrollment)
+        reply.status(syncml.header_status(header, verdict.code, chal=chal, cmd_id=reply.cmd_id()))
+        state = dataclasses.replace(
+            record.state, client_msg_id=header.msg_id, server_msg_id=reply.header.msg_id
+        )
+        return self._save(tx, record, state, reply, digest, now)
+
+    def _unenrolled(self, tx: Transaction, message: syncml.Message, device: _Device, now: datetime) -> bytes:
+        """The one-shot unenroll alert (1226 unenrollment.userrequest), proven by the device's
+        certificate or a Cred over the nonce before the current one (the answer that carried the
+        current one may never have reached it). Windows sends it once and expects no answer."""
+        header = message.header
+        host_lifecycle.unenrolled(tx, device.host, now)
+        reply = mechanics.Reply(header, msg_id=1)
+        reply.status(syncml.header_status(header, StatusCode.OK, cmd_id=reply.cmd_id()))
+        for command in message.commands:
+            if isinstance(command, syncml.Alert) and _is_unenroll(command):
+                reply.status(
+                    syncml.command_status(
+                        command, StatusCode.OK, cmd_id=reply.cmd_id(), msg_ref=header.msg_id
+                    )
+                )
+        return reply.build()
+
+    # -- one proven message of a session ------------------------------------------------------
     def _session_message(
         self,
         tx: Transaction,
         message: syncml.Message,
-        host: Host,
-        enrollment: Enrollment,
-        session: MDMSession,
+        device: _Device,
+        record: MDMSession,
+        verdict: Verdict,
+        digest: bytes,
         now: datetime,
     ) -> bytes:
         header = message.header
-        server_msg_id = session.server_msg_id + 1
-        reply = _Reply(syncml.reply_header(header, msg_id=server_msg_id))
-        if not session.authenticated:
-            checked = device_digest.check_cred(header, enrollment)
-            if checked is not None:  # 407 or 401 with the current nonce; nothing applied
-                reply.statuses.append(
-                    syncml.header_status(header, checked, chal=syncml.Chal.md5(enrollment.dm_nonce))
-                )
-                return self._finish(tx, reply, session, header, server_msg_id, now, authenticated=False)
-            next_nonce = base64.b64encode(self._random(16)).decode("ascii")
-            tx.enrollments.set_nonce(enrollment.id, next_nonce)
-            reply.statuses.append(
-                syncml.header_status(
-                    header,
-                    StatusCode.AUTHENTICATION_ACCEPTED,
-                    chal=syncml.Chal.md5(next_nonce),
-                    cmd_id=reply.cmd_id(),
-                )
-            )
-        else:
-            reply.statuses.append(syncml.header_status(header, StatusCode.OK, cmd_id=reply.cmd_id()))
-        unenrolled, updated, incoming = self._read_commands(tx, message, host, session, reply, now)
-        if updated is not None:
-            host = host_lifecycle.same_pc(tx, updated, now)
-            session = dataclasses.replace(session, host_id=host.id)
-        sent = dict(session.sent)
-        pending = list(session.pending_chunks)
-        if incoming is not None:
-            # The device is sending a large object: ask for its next message (Alert 1222).
-            reply.commands.append(syncml.Alert(cmd_id=reply.cmd_id(), data=AlertCode.NEXT_MESSAGE))
+        host = device.host
+        state = record.state
+        reply = mechanics.Reply(header, msg_id=state.server_msg_id + 1)
+        chal = self._new_nonce(tx, device.enrollment) if verdict.new_nonce else None
+        reply.status(syncml.header_status(header, verdict.code, chal=chal, cmd_id=reply.cmd_id()))
+        unenrolled, updated, incoming = self._read_commands(tx, message, host, state, reply, now)
+        host = updated or host
+        pending = state.pending
+        if incoming is not None or not message.final:
+            # The device is still sending its package: ask for the next message, send nothing new.
+            reply.next_message()
         elif not unenrolled:
-            pending = self._deliver(
-                tx, header, host, session, reply, server_msg_id, sent, pending, enrollment.id, now
-            )
+            first = record.proof is None  # the session's first proven message
+            pending = self._deliver(tx, header, host, record, reply, first, device.enrollment.id, now)
         tx.inventory.checked_in(host.id, now)
         if not reply.commands and host.mdm_status is MDMStatus.PENDING and not unenrolled:
             host_lifecycle.turned_on(tx, host, now)
-        session = dataclasses.replace(session, sent=sent, incoming=incoming, pending_chunks=tuple(pending))
-        return self._finish(tx, reply, session, header, server_msg_id, now, authenticated=True)
+        state = dataclasses.replace(
+            state,
+            client_msg_id=header.msg_id,
+            server_msg_id=reply.header.msg_id,
+            placed=state.placed + tuple(reply.placed),
+            pending=pending,
+            incoming=incoming,
+        )
+        record = dataclasses.replace(
+            record,
+            proof=verdict.proof,
+            certificate_serial=device.certificate if verdict.proof is SessionProof.CERTIFICATE else None,
+        )
+        return self._save(tx, record, state, reply, digest, now)
 
     def _read_commands(
         self,
         tx: Transaction,
         message: syncml.Message,
         host: Host,
-        session: MDMSession,
-        reply: _Reply,
+        state: mechanics.SessionState,
+        reply: mechanics.Reply,
         now: datetime,
-    ) -> tuple[bool, Host | None, dict | None]:
-        """Answer every client command; ingest replies to ours.
+    ) -> tuple[bool, Host | None, mechanics.Assembly | None]:
+        """Answer every client command; record the device's replies to ours.
 
         Returns whether the device unenrolled, the host as updated by inventory (if it was), and
-        the large object the device is still sending in chunks (if any).
-        """
+        the large object the device is still sending in chunks (if any)."""
         header = message.header
+        replies = _Replies(state.index())
         reported: dict[str, str] = {}
-        replies: dict[str, list[CommandReply]] = {}
-        raw: dict[str, list[str]] = {}
         unenrolled = False
-        incoming = session.incoming
+        incoming = state.incoming
         for original in message.commands:
             if isinstance(original, syncml.Status):
-                self._collect(session, original.msg_ref, original.cmd_ref, original, replies, raw)
+                replies.add(original)
                 continue
-            previous = incoming
-            absorbed = large_objects.absorb(original, incoming)
+            absorbed = mechanics.absorb(original, incoming)
             incoming = absorbed.incoming
-            if incoming is not None and isinstance(original, syncml.Results):
-                # Replies to the command whose Results are still arriving wait for the rest.
-                ref = f"{original.msg_ref}:{original.cmd_ref}"
-                incoming = {**incoming, "ref": ref, "stash": (previous or {}).get("stash", [])}
-            elif previous is not None and incoming is None and previous.get("stash"):
-                command_uuid = session.sent.get(previous["ref"])
-                if command_uuid is not None:
-                    for cmd_ref, cmd, code, fragment in previous["stash"]:
-                        replies.setdefault(command_uuid, []).append(
-                            CommandReply(cmd_ref=cmd_ref, cmd=cmd, code=code)
-                        )
-                        raw.setdefault(command_uuid, []).append(fragment)
-            if absorbed.code is not None or absorbed.command is None:
-                code = absorbed.code or StatusCode.BAD_REQUEST
-                reply.statuses.append(
-                    syncml.command_status(original, code, cmd_id=reply.cmd_id(), msg_ref=header.msg_id)
-                )
-                continue
+            for held in absorbed.released:
+                replies.add(held)
             command = absorbed.command
             code: int = StatusCode.OK
-            if isinstance(command, syncml.Results):
-                self._collect(session, command.msg_ref, command.cmd_ref, command, replies, raw)
+            if absorbed.code is not None or command is None:
+                code, command = absorbed.code or StatusCode.BAD_REQUEST, original
+            elif isinstance(command, syncml.Results):
+                replies.add(command)
                 for item in command.items:
                     inventory.inventory_item(item.source or item.target, item.data, reported)
             elif isinstance(command, syncml.Alert):
@@ -252,72 +323,37 @@ class ManagementService:
                 code = StatusCode.BAD_REQUEST
             else:
                 code = StatusCode.OPTIONAL_FEATURE_NOT_SUPPORTED
-            reply.statuses.append(
-                syncml.command_status(command, code, cmd_id=reply.cmd_id(), msg_ref=header.msg_id)
-            )
+            reply.status(syncml.command_status(command, code, cmd_id=reply.cmd_id(), msg_ref=header.msg_id))
         updated = tx.inventory.record_inventory(host.id, Inventory(**reported), now) if reported else None
-        deferred = session.sent.get(incoming["ref"]) if incoming and "ref" in incoming else None
-        for command_uuid, collected in replies.items():
-            if command_uuid == deferred:
-                stash = [
-                    [r.cmd_ref, r.cmd, r.code, f] for r, f in zip(collected, raw[command_uuid], strict=True)
-                ]
-                incoming = {**incoming, "stash": incoming["stash"] + stash}
-                continue
-            queued = tx.commands.get(host.id, command_uuid)
-            if queued is None or not queued.cmd_ids:
-                continue
-            top = next(
-                (
-                    r.code
-                    for r in collected
-                    if r.cmd_ref == queued.cmd_ids[0]
-                    and r.cmd != Cmd.RESULTS
-                    and r.code != StatusCode.CHUNK_ACCEPTED
-                ),
-                None,
-            )
-            if top is None:
-                continue  # only children or Results so far; the top-level Status comes later
+        if updated is not None and "serial" in reported:  # DevDetail: once per enrollment
+            updated = host_lifecycle.same_pc(tx, updated, now, self._settings.merge_after)
+        if incoming is not None and incoming.answering is not None:
+            # The Results of a command are still arriving: its other replies wait for them.
+            held = replies.hold(incoming.answering)
+            incoming = dataclasses.replace(incoming, held=incoming.held + held)
+        for ref, top, answered in replies.complete():
             recorded = tx.commands.record_reply(
                 host.id,
-                queued.command.id,
+                ref.id,
                 status_code=top,
-                replies=collected,
-                raw_reply="\n".join(raw[command_uuid]),
+                replies=[_command_reply(a) for a in answered],
+                raw_reply="\n".join(syncml.build_fragment(a).decode("utf-8") for a in answered),
                 at=now,
             )
             if recorded:
-                done = tx.commands.get(host.id, command_uuid)
+                done = tx.commands.get(host.id, ref.uuid)
                 for hook in self._hooks:
                     hook.replied(tx, host.id, done, now)
         return unenrolled, updated, incoming
-
-    @staticmethod
-    def _collect(session, msg_ref, cmd_ref, command, replies, raw) -> None:
-        command_uuid = session.sent.get(f"{msg_ref}:{cmd_ref}")
-        if command_uuid is None:
-            return
-        if isinstance(command, syncml.Status):
-            entry = CommandReply(cmd_ref=cmd_ref, cmd=str(command.cmd), code=int(command.data))
-        else:
-            items = tuple((i.source or i.target or "", i.data) for i in command.items)
-            entry = CommandReply(cmd_ref=cmd_ref, cmd=Cmd.RESULTS.value, code=None, items=items)
-        replies.setdefault(command_uuid, []).append(entry)
-        raw.setdefault(command_uuid, []).append(syncml.build_fragment(command).decode("utf-8"))
 
     def _alert(self, tx: Transaction, alert: syncml.Alert, host: Host, now: datetime) -> bool:
         if int(alert.data) not in (AlertCode.GENERIC_ALERT, AlertCode.CLIENT_EVENT):
             return False
         for hook in self._hooks:
             hook.alerted(tx, host, alert, now)
-        if int(alert.data) != AlertCode.GENERIC_ALERT:
-            return False
-        for item in alert.items:
-            kind = item.meta.type if item.meta else None
-            if kind == UNENROLL_ALERT:
-                host_lifecycle.unenrolled(tx, host, now)
-                return True
+        if _is_unenroll(alert):
+            host_lifecycle.unenrolled(tx, host, now)
+            return True
         return False
 
     # -- outgoing commands --------------------------------------------------------------------
@@ -326,108 +362,62 @@ class ManagementService:
         tx: Transaction,
         header: syncml.SyncHdr,
         host: Host,
-        session: MDMSession,
-        reply: _Reply,
-        server_msg_id: int,
-        sent: dict[str, str],
-        pending: list[str],
+        record: MDMSession,
+        reply: mechanics.Reply,
+        first: bool,
         enrollment_id: int,
         now: datetime,
-    ) -> list[str]:
-        """Add queued commands to the reply within the client's MaxMsgSize; returns the chunks of
-        a large command still to send in later messages."""
+    ) -> tuple[mechanics.PendingChunk, ...]:
+        """Add queued commands to the reply; returns the chunks of a large command still to send.
+
+        Split only to honour the MaxMsgSize the device sent; without it, commands are packed up
+        to the default size and one larger command goes whole (docs/management.md)."""
+        if record.state.pending:
+            return reply.next_chunk(record.state.pending)
         limit = header.meta.max_msg_size if header.meta and header.meta.max_msg_size else None
-        limit = limit or self._settings.default_max_msg_size
-        budget = int(limit * 0.9)  # headroom for the device's own accounting
-        if pending:
-            entry = json.loads(pending.pop(0))
-            chunk = syncml.parse_fragment(entry["fragment"].encode("utf-8"))
-            numbered, ids = _renumber(chunk, reply)
-            reply.commands.append(numbered)
-            sent[f"{server_msg_id}:{ids[0]}"] = entry["uuid"]
-            if not pending:  # the last chunk carries the command's final Status
-                tx.commands.mark_sent(
-                    host.id,
-                    entry["command_id"],
-                    session_id=session.session_id,
-                    msg_id=server_msg_id,
-                    cmd_ids=ids,
-                    at=now,
-                )
-            return pending
-        queued = tx.commands.next_for_host(host.id, session.session_id)  # the one hot-path query
-        # Only on a session's first authenticated message: later ones would find what it queued.
+        budget = int(limit * 0.9) if limit else self._settings.default_max_msg_size
+        queued = tx.commands.next_for_host(host.id, record.key)  # the one hot-path query
         if (
-            not session.authenticated
+            first
             and host.mdm_status is MDMStatus.PENDING
-            and not any(
-                q.command.kind is CommandKind.INVENTORY
-                and q.command.context.get("enrollment_id") == enrollment_id
-                for q in tx.commands.list_for_host(host.id)
-            )
+            and not self._inventory_queued(tx, host, enrollment_id)
         ):
             # Once per enrollment, in its first session: inventory, then what every new host gets.
             self._queue_inventory(tx, host.id, enrollment_id, now)
             for hook in self._hooks:
                 hook.first_session(tx, host, now)
-            queued = tx.commands.next_for_host(host.id, session.session_id)
+            queued = tx.commands.next_for_host(host.id, record.key)
         for item in queued[: self._settings.max_commands_per_message]:
             try:
                 command = syncml.parse_fragment(item.command.payload.encode("utf-8"))
             except WinMDMError:
                 log.error("queued command %s is not SyncML; skipped", item.command.uuid)
                 continue
-            start = reply.next_cmd_id
-            numbered, ids = _renumber(command, reply)
-            reply.commands.append(numbered)
-            oversized = syncml.encoded_size(reply.message()) > budget
-            if oversized:
-                reply.commands.pop()
-                reply.next_cmd_id = start
-                if reply.commands:
-                    break  # the rest goes in the next message
-                chunks = self._split(command, reply, budget)
-                if chunks is None:
-                    log.warning(
-                        "command %s is larger than MaxMsgSize and cannot be chunked", item.command.uuid
-                    )
-                    chunks = [command]
-                numbered, ids = _renumber(chunks[0], reply)
-                reply.commands.append(numbered)
-                pending = [
-                    json.dumps(
-                        {
-                            "uuid": item.command.uuid,
-                            "command_id": item.command.id,
-                            "fragment": syncml.build_fragment(c).decode("utf-8"),
-                        }
-                    )
-                    for c in chunks[1:]
-                ]
+            ref = mechanics.QueuedRef(item.command.id, item.command.uuid)
+            ids = reply.place(ref, command, budget=budget, device_limit=limit is not None)
+            if ids is None:
+                break  # the rest goes in the next message
             tx.commands.mark_sent(
                 host.id,
                 item.command.id,
-                session_id=session.session_id,
-                msg_id=server_msg_id,
+                session_key=record.key,
+                msg_id=reply.header.msg_id,
                 cmd_ids=ids,
                 at=now,
             )
-            for cmd_id in ids:
-                sent[f"{server_msg_id}:{cmd_id}"] = item.command.uuid
-            if oversized:
+            if limit is not None and reply.size > limit:
+                log.warning("command %s is larger than the device's MaxMsgSize and cannot be split", ref.uuid)
+            if reply.pending or reply.size > budget:
                 break  # alone in this message (whole, or its first chunk)
-        return pending
+        return reply.pending
 
     @staticmethod
-    def _split(command: syncml.Command, reply: _Reply, budget: int) -> list[syncml.Command] | None:
-        cmd_id = reply.next_cmd_id
-
-        def fits(candidate: syncml.Command) -> bool:
-            trial = dataclasses.replace(candidate, cmd_id=cmd_id)
-            message = syncml.Message(header=reply.header, commands=(*reply.statuses, trial), final=True)
-            return syncml.encoded_size(message) <= budget
-
-        return large_objects.split(command, fits)
+    def _inventory_queued(tx: Transaction, host: Host, enrollment_id: int) -> bool:
+        return any(
+            q.command.kind is CommandKind.INVENTORY
+            and q.command.context.get("enrollment_id") == enrollment_id
+            for q in tx.commands.list_for_host(host.id)
+        )
 
     def _queue_inventory(self, tx: Transaction, host_id: int, enrollment_id: int, now: datetime) -> None:
         get = syncml.Get(cmd_id=1, items=tuple(syncml.Item(target=uri) for uri in inventory.INVENTORY_GETS))
@@ -440,47 +430,87 @@ class ManagementService:
         )
         tx.commands.enqueue(command.id, [host_id], now)
 
-    # -- replies ----------------------------------------------------------------------------------
-    def _finish(
-        self,
+    @staticmethod
+    def _save(
         tx: Transaction,
-        reply: _Reply,
-        session: MDMSession,
-        header: syncml.SyncHdr,
-        server_msg_id: int,
+        record: MDMSession,
+        state: mechanics.SessionState,
+        reply: mechanics.Reply,
+        digest: bytes,
         now: datetime,
-        *,
-        authenticated: bool,
     ) -> bytes:
-        body = syncml.build_message(reply.message())
+        body = reply.build()
         tx.sessions.save(
-            dataclasses.replace(
-                session,
-                client_msg_id=header.msg_id,
-                server_msg_id=server_msg_id,
-                last_response=body,
-                authenticated=authenticated,
-                updated_at=now,
-            )
+            dataclasses.replace(record, state=state, request_digest=digest, response=body, updated_at=now)
         )
         return body
 
-    @staticmethod
-    def _refusal(header: syncml.SyncHdr, code: StatusCode) -> bytes:
-        """A reply that applies nothing: only the SyncHdr Status, then Final."""
-        reply = _Reply(syncml.reply_header(header, msg_id=1))
-        reply.statuses.append(syncml.header_status(header, code))
-        return syncml.build_message(reply.message())
+
+# Without a certificate, the enrollment whose Cred is best proven speaks (ties: the newest).
+_CRED_RANK = {CredCheck.CURRENT: 0, CredCheck.PREVIOUS: 1, CredCheck.WRONG: 2, CredCheck.MISSING: 3}
 
 
-def _renumber(command: syncml.Command, reply: _Reply) -> tuple[syncml.Command, list[int]]:
-    """Give a queued command (and its children) this message's next CmdIDs."""
-    ids = [reply.cmd_id()]
-    if isinstance(command, syncml.Atomic | syncml.Sequence):
-        children = []
-        for child in command.commands:
-            numbered, child_ids = _renumber(child, reply)
-            children.append(numbered)
-            ids.extend(child_ids)
-        return dataclasses.replace(command, cmd_id=ids[0], commands=tuple(children)), ids
-    return dataclasses.replace(command, cmd_id=ids[0]), ids
+def _is_retry(record: MDMSession, header: syncml.SyncHdr, digest: bytes, device: _Device) -> bool:
+    """The very message answered last (same bytes): the device did not get the answer. A
+    certificate-proven answer goes only to that certificate (the bytes carry no Cred)."""
+    return (
+        record.response is not None
+        and record.request_digest == digest
+        and record.state.session_id == header.session_id
+        and record.state.client_msg_id == header.msg_id
+        and (record.proof is not SessionProof.CERTIFICATE or device.certificate == record.certificate_serial)
+    )
+
+
+def _is_unenroll(alert: syncml.Alert) -> bool:
+    return int(alert.data) == AlertCode.GENERIC_ALERT and any(
+        item.meta is not None and item.meta.type == UNENROLL_ALERT for item in alert.items
+    )
+
+
+def _unenrolls(message: syncml.Message) -> bool:
+    return any(isinstance(c, syncml.Alert) and _is_unenroll(c) for c in message.commands)
+
+
+def _command_reply(answer: syncml.Status | syncml.Results) -> CommandReply:
+    if isinstance(answer, syncml.Status):
+        return CommandReply(cmd_ref=answer.cmd_ref, cmd=str(answer.cmd), code=int(answer.data))
+    items = tuple((i.source or i.target or "", i.data) for i in answer.items)
+    return CommandReply(cmd_ref=answer.cmd_ref, cmd=Cmd.RESULTS.value, code=None, items=items)
+
+
+class _Replies:
+    """The device's Status and Results for the server's commands in one message, by command."""
+
+    def __init__(self, index: dict[tuple[int, int], mechanics.Placed]) -> None:
+        self._index = index
+        self._answers: dict[str, list[syncml.Status | syncml.Results]] = {}
+        self._refs: dict[str, mechanics.QueuedRef] = {}
+        self._tops: dict[str, int] = {}
+
+    def add(self, answer: syncml.Status | syncml.Results) -> None:
+        placed = self._index.get((answer.msg_ref or 0, answer.cmd_ref))
+        if placed is None:
+            return
+        key = placed.command.uuid
+        self._answers.setdefault(key, []).append(answer)
+        self._refs[key] = placed.command
+        if placed.top and isinstance(answer, syncml.Status) and answer.data != StatusCode.CHUNK_ACCEPTED:
+            self._tops[key] = int(answer.data)
+
+    def hold(self, answering: tuple[int, int]) -> tuple[syncml.Status, ...]:
+        """Take out the Statuses for the command whose Results are still arriving."""
+        placed = self._index.get(answering)
+        if placed is None:
+            return ()
+        self._tops.pop(placed.command.uuid, None)
+        taken = self._answers.pop(placed.command.uuid, [])
+        return tuple(a for a in taken if isinstance(a, syncml.Status))
+
+    def complete(self) -> list[tuple[mechanics.QueuedRef, int, list[syncml.Status | syncml.Results]]]:
+        """Commands whose own Status came (children and Results alone wait for it)."""
+        return [
+            (self._refs[key], self._tops[key], answers)
+            for key, answers in self._answers.items()
+            if key in self._tops
+        ]

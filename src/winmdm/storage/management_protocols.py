@@ -44,12 +44,12 @@ class InventoryStore(Protocol):
 
 
 class SessionStore(Protocol):
-    def get(self, host_id: int) -> MDMSession | None:
-        """The host's current (latest) session, if any."""
+    def get(self, enrollment_id: int) -> MDMSession | None:
+        """The enrollment's current (latest) session, if any."""
         ...
 
     def save(self, session: MDMSession) -> None:
-        """Insert or replace the host's session (one row per host)."""
+        """Insert or replace the enrollment's session (one row per enrollment)."""
         ...
 
 
@@ -69,9 +69,10 @@ class CommandQueue(Protocol):
         """Queue the command for every host (ignoring hosts that already have it); how many queued."""
         ...
 
-    def next_for_host(self, host_id: int, session_id: str) -> list[HostCommand]:
+    def next_for_host(self, host_id: int, session_key: str) -> list[HostCommand]:
         """ONE query: the host's PENDING commands, plus SENT ones from another session (that
-        session broke before the device answered), oldest first (by command id)."""
+        session broke before the device answered), oldest first (by command id). Sessions are
+        told apart by their MDMSession.key, never by the device's SessionID, which repeats."""
         ...
 
     def mark_sent(
@@ -79,12 +80,12 @@ class CommandQueue(Protocol):
         host_id: int,
         command_id: int,
         *,
-        session_id: str,
+        session_key: str,
         msg_id: int,
         cmd_ids: Sequence[int],
         at: datetime,
     ) -> None:
-        """State SENT, attempts + 1."""
+        """State SENT (in the session with this MDMSession.key), attempts + 1."""
         ...
 
     def record_reply(

@@ -136,12 +136,18 @@ class EnrollmentStore(Protocol):
         """Oldest first."""
         ...
 
-    def set_nonce(self, enrollment_id: int, nonce: str) -> None:
-        """The base64 nonce the device must use for its next OMA-DM Cred (renewed every session)."""
+    def renew_nonce(self, enrollment_id: int, nonce: str) -> None:
+        """The base64 nonce the device must use for its next OMA-DM Cred; the current one is
+        kept as dm_previous_nonce."""
         ...
 
     def find_active_by_device_id(self, device_id: str) -> Enrollment | None:
-        """The active enrollment whose DeviceID this is (the SyncML Source LocURI)."""
+        """The newest active enrollment whose DeviceID this is (the SyncML Source LocURI)."""
+        ...
+
+    def active_by_device_id(self, device_id: str) -> list[Enrollment]:
+        """Every active enrollment with this DeviceID, newest first: a device id is
+        self-reported, so two PCs may claim one (docs/host-identity.md)."""
         ...
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Dialect
 
 from winmdm.domain.admin import AdminTokenKind, Role
 from winmdm.domain.identity import EnrollmentKind
-from winmdm.domain.management import AgentStatus, CommandKind, CommandState, ProfileStatus
+from winmdm.domain.management import AgentStatus, CommandKind, CommandState, ProfileStatus, SessionProof
 from winmdm.domain.models import CertificateStatus, EnrollmentType, MDMStatus, TokenKind
 
 # Fixed constraint names: Alembic migrations (and SQLite batch rebuilds) need names to refer to.
@@ -163,6 +163,8 @@ enrollments = sa.Table(
     sa.Column("dm_password_digest", sa.Text, nullable=False),
     sa.Column("dm_server_secret", sa.Text, nullable=False),
     sa.Column("dm_nonce", sa.Text, nullable=False),
+    # The nonce before dm_nonce (revision 0006): only the one-shot unenroll alert may use it.
+    sa.Column("dm_previous_nonce", sa.Text, nullable=True),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("enrollment_kind", StrEnumType(EnrollmentKind), nullable=True),
@@ -232,7 +234,8 @@ host_commands = sa.Table(
         primary_key=True,
     ),
     sa.Column("state", StrEnumType(CommandState), nullable=False),
-    sa.Column("session_id", sa.Text, nullable=True),
+    # MDMSession.key of the session that sent it (revision 0006; the device's SessionID before).
+    sa.Column("session_key", sa.Text, nullable=True),
     sa.Column("msg_id", sa.Integer, nullable=True),
     sa.Column("cmd_ids", sa.JSON, nullable=False),
     sa.Column("status_code", sa.Integer, nullable=True),
@@ -248,21 +251,26 @@ host_commands = sa.Table(
     sa.Index(None, "command_id"),
 )
 
+# One row per enrollment: its latest OMA-DM session (revision 0006; before, one per host).
 mdm_sessions = sa.Table(
     "mdm_sessions",
     metadata,
-    sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("session_id", sa.Text, nullable=False),
-    sa.Column("client_msg_id", sa.Integer, nullable=False),
-    sa.Column("server_msg_id", sa.Integer, nullable=False),
-    sa.Column("last_response", sa.LargeBinary, nullable=True),
-    sa.Column("authenticated", sa.Boolean, nullable=False),
-    sa.Column("sent", sa.JSON, nullable=False),
-    sa.Column("pending_chunks", sa.JSON, nullable=False),
-    # SQL NULL, not JSON null, when no chunked item is being assembled.
-    sa.Column("incoming", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column(
+        "enrollment_id",
+        sa.Integer,
+        sa.ForeignKey("enrollments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("session_key", sa.String(64), nullable=False),
+    # protocol.syncml.session.dump_state: SessionID, MsgIDs, placed commands, chunks.
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Column("proof", StrEnumType(SessionProof), nullable=True),
+    sa.Column("certificate_serial", sa.String(64), nullable=True),
+    sa.Column("request_digest", sa.LargeBinary, nullable=True),
+    sa.Column("response", sa.LargeBinary, nullable=True),
     sa.Column("started_at", UTCDateTime, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=True),
+    _values_check("proof", SessionProof, "proof"),
 )
 
 profiles = sa.Table(

@@ -86,6 +86,7 @@ def _enrollment(row: Mapping[str, Any]) -> Enrollment:
         created_at=row["created_at"],
         enrollment_kind=row["enrollment_kind"],
         end_user_username=row["end_user_username"],
+        dm_previous_nonce=row["dm_previous_nonce"],
     )
 
 
@@ -178,17 +179,25 @@ _ACTIVE_FOR_HOST = (
     .order_by(_e.id.desc())
     .limit(1)
 )
+# A DeviceID is self-reported: several PCs may claim one (docs/host-identity.md). A bound keeps
+# a flood of claims from making every message of the real device slow.
+_MAX_CLAIMS = 8
 _ACTIVE_BY_DEVICE_ID = (
     enrollments.select()
     .where(_e.device_id == _p("device_id"), _e.active.is_(True))
     .order_by(_e.id.desc())
-    .limit(1)
+    .limit(_MAX_CLAIMS)
 )
 _DEACTIVATE_FOR_HOST = (
     enrollments.update().where(_e.host_id == _p("match_host_id"), _e.active.is_(True)).values(active=False)
 )
 _ENROLLMENTS_FOR_HOST = enrollments.select().where(_e.host_id == _p("host_id")).order_by(_e.created_at, _e.id)
-_SET_NONCE = enrollments.update().where(_e.id == _p("match_id")).values(dm_nonce=_p("new_nonce"))
+# The current nonce becomes the previous one (SET sees the row as it was before the UPDATE).
+_RENEW_NONCE = (
+    enrollments.update()
+    .where(_e.id == _p("match_id"))
+    .values(dm_nonce=_p("new_nonce"), dm_previous_nonce=_e.dm_nonce)
+)
 
 _c = device_certificates.c
 # ON CONFLICT (serial) DO NOTHING: a clash returns no row instead of failing, so the happy path
@@ -417,17 +426,20 @@ class SQLEnrollmentStore:
         rows = self._conn.execute(_ENROLLMENTS_FOR_HOST, {"host_id": host_id})
         return [_enrollment(row._mapping) for row in rows]
 
-    def set_nonce(self, enrollment_id: int, nonce: str) -> None:
-        result = self._conn.execute(_SET_NONCE, {"match_id": enrollment_id, "new_nonce": nonce})
+    def renew_nonce(self, enrollment_id: int, nonce: str) -> None:
+        result = self._conn.execute(_RENEW_NONCE, {"match_id": enrollment_id, "new_nonce": nonce})
         if result.rowcount == 0:
             raise NotFound(f"enrollment {enrollment_id} does not exist; the device must enroll again")
 
     def find_active_by_device_id(self, device_id: str) -> Enrollment | None:
+        active = self.active_by_device_id(device_id)
+        return active[0] if active else None
+
+    def active_by_device_id(self, device_id: str) -> list[Enrollment]:
         if not device_id:
-            return None
-        # The newest wins if a bug ever left two active enrollments with this DeviceID.
-        row = self._conn.execute(_ACTIVE_BY_DEVICE_ID, {"device_id": device_id}).one_or_none()
-        return None if row is None else _enrollment(row._mapping)
+            return []
+        rows = self._conn.execute(_ACTIVE_BY_DEVICE_ID, {"device_id": device_id})
+        return [_enrollment(row._mapping) for row in rows]
 
 
 class SQLCertificateStore:

@@ -23,6 +23,7 @@ from winmdm.domain.management import (
     MDMSession,
 )
 from winmdm.errors import NotFound
+from winmdm.protocol.syncml.session import dump_state, load_state
 from winmdm.storage.schema import commands, host_commands, hosts, mdm_sessions
 from winmdm.storage.sql_rows import dialect_insert, upsert
 
@@ -74,7 +75,7 @@ _NEXT_FOR_HOST = _SELECT.where(
         _hc.state == CommandState.PENDING,
         sa.and_(
             _hc.state == CommandState.SENT,
-            sa.or_(_hc.session_id.is_(None), _hc.session_id != _p("session_id", type_=sa.Text)),
+            sa.or_(_hc.session_key.is_(None), _hc.session_key != _p("session_key", type_=sa.Text)),
         ),
     ),
 ).order_by(_hc.command_id)
@@ -83,7 +84,7 @@ _MARK_SENT = (
     .where(_hc.host_id == _p("match_host_id"), _hc.command_id == _p("match_command_id"))
     .values(
         state=CommandState.SENT,
-        session_id=_p("new_session_id", type_=sa.Text),
+        session_key=_p("new_session_key", type_=sa.Text),
         msg_id=_p("new_msg_id", type_=sa.Integer),
         cmd_ids=_p("new_cmd_ids", type_=_hc.cmd_ids.type),
         sent_at=_p("new_sent_at", type_=_hc.sent_at.type),
@@ -118,7 +119,7 @@ _CANCEL_PENDING = host_commands.delete().where(
     _hc.state == CommandState.PENDING,
     _hc.command_id == sa.select(commands.c.id).where(commands.c.uuid == _p("command_uuid")).scalar_subquery(),
 )
-_GET_SESSION = mdm_sessions.select().where(mdm_sessions.c.host_id == _p("host_id"))
+_GET_SESSION = mdm_sessions.select().where(mdm_sessions.c.enrollment_id == _p("enrollment_id"))
 
 
 def _host_command(row: Mapping[str, Any]) -> HostCommand:
@@ -127,7 +128,7 @@ def _host_command(row: Mapping[str, Any]) -> HostCommand:
         host_id=row["host_id"],
         command=command,
         state=row["state"],
-        session_id=row["session_id"],
+        session_key=row["session_key"],
         msg_id=row["msg_id"],
         cmd_ids=tuple(row["cmd_ids"]),
         status_code=row["status_code"],
@@ -195,8 +196,8 @@ class SQLCommandQueue:
         )
         return len(self._conn.execute(statement).all())
 
-    def next_for_host(self, host_id: int, session_id: str) -> list[HostCommand]:
-        rows = self._conn.execute(_NEXT_FOR_HOST, {"host_id": host_id, "session_id": session_id})
+    def next_for_host(self, host_id: int, session_key: str) -> list[HostCommand]:
+        rows = self._conn.execute(_NEXT_FOR_HOST, {"host_id": host_id, "session_key": session_key})
         return [_host_command(row._mapping) for row in rows]
 
     def mark_sent(
@@ -204,7 +205,7 @@ class SQLCommandQueue:
         host_id: int,
         command_id: int,
         *,
-        session_id: str,
+        session_key: str,
         msg_id: int,
         cmd_ids: Sequence[int],
         at: datetime,
@@ -214,7 +215,7 @@ class SQLCommandQueue:
             {
                 "match_host_id": host_id,
                 "match_command_id": command_id,
-                "new_session_id": session_id,
+                "new_session_key": session_key,
                 "new_msg_id": msg_id,
                 "new_cmd_ids": list(cmd_ids),
                 "new_sent_at": at,
@@ -264,44 +265,40 @@ class SQLCommandQueue:
 
 
 def _session(row: Mapping[str, Any]) -> MDMSession:
-    last_response = row["last_response"]
+    digest, response = row["request_digest"], row["response"]
     return MDMSession(
-        host_id=row["host_id"],
-        session_id=row["session_id"],
-        client_msg_id=row["client_msg_id"],
-        server_msg_id=row["server_msg_id"],
-        last_response=None if last_response is None else bytes(last_response),
-        authenticated=bool(row["authenticated"]),
-        sent=dict(row["sent"]),
-        pending_chunks=tuple(row["pending_chunks"]),
-        incoming=None if row["incoming"] is None else dict(row["incoming"]),
+        enrollment_id=row["enrollment_id"],
+        key=row["session_key"],
+        state=load_state(row["state"]),
+        proof=row["proof"],
+        certificate_serial=row["certificate_serial"],
+        request_digest=None if digest is None else bytes(digest),
+        response=None if response is None else bytes(response),
         started_at=row["started_at"],
         updated_at=row["updated_at"],
     )
 
 
 class SQLSessionStore:
-    """SessionStore on one connection: one row per host, the latest session."""
+    """SessionStore on one connection: one row per enrollment, its latest session."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def get(self, host_id: int) -> MDMSession | None:
-        row = self._conn.execute(_GET_SESSION, {"host_id": host_id}).one_or_none()
+    def get(self, enrollment_id: int) -> MDMSession | None:
+        row = self._conn.execute(_GET_SESSION, {"enrollment_id": enrollment_id}).one_or_none()
         return None if row is None else _session(row._mapping)
 
     def save(self, session: MDMSession) -> None:
         values = {
-            "host_id": session.host_id,
-            "session_id": session.session_id,
-            "client_msg_id": session.client_msg_id,
-            "server_msg_id": session.server_msg_id,
-            "last_response": session.last_response,
-            "authenticated": session.authenticated,
-            "sent": dict(session.sent),
-            "pending_chunks": list(session.pending_chunks),
-            "incoming": None if session.incoming is None else dict(session.incoming),
+            "enrollment_id": session.enrollment_id,
+            "session_key": session.key,
+            "state": dump_state(session.state),
+            "proof": session.proof,
+            "certificate_serial": session.certificate_serial,
+            "request_digest": session.request_digest,
+            "response": session.response,
             "started_at": session.started_at,
             "updated_at": session.updated_at,
         }
-        upsert(self._conn, mdm_sessions, values, keys=("host_id",))
+        upsert(self._conn, mdm_sessions, values, keys=("enrollment_id",))

@@ -22,7 +22,6 @@ from winmdm.storage.schema import (
     host_commands,
     host_profiles,
     hosts,
-    mdm_sessions,
     teams,
 )
 from winmdm.storage.sql_rows import PerDialect, execute_unique, insert_for_dialect, team_missing
@@ -246,8 +245,6 @@ _MERGE_STATEMENTS = (
             _target_queue.c.command_id == host_commands.c.command_id,
         )
     ),
-    _replaced_by_source(mdm_sessions),
-    _moved(mdm_sessions),
     _replaced_by_source(host_profiles, "profile_id"),
     _moved(host_profiles),
     _replaced_by_source(host_agent),

@@ -43,7 +43,10 @@ log = logging.getLogger("winmdm.signin")
 CALLBACK_PATH = AUTHENTICATION_PATH + "/callback"
 COOKIE = "winmdm_signin"
 FLOW_LIFETIME = timedelta(minutes=10)
-_ALLOWED_SCHEMES = ("ms-app", "https")
+# Windows posts back to ms-app:// addresses only (MS-MDE2 §3.2: "<appid> is of the form
+# ms-app://string"; desktop Settings sends ms-app://windows.immersivecontrolpanel): any other
+# address would receive the enrollment token. https ones only as an admin lists them exactly.
+_WINDOWS_SCHEME = "ms-app"
 _NOT_IN_URLS = frozenset("<>\"'\\`{}|^")  # RFC 3986 never allows them unencoded
 _LIMITS = {"appru": 2048, "login_hint": 256, "code": 4096, "state": 256}
 _START_AGAIN = (
@@ -120,8 +123,9 @@ def unseal(value: str | None, key: bytes, now: datetime) -> SignInFlow | None:
     return SignInFlow(state, appru, hint, verifier, nonce)
 
 
-def appru_problem(appru: str | None) -> str | None:
-    """Why ``appru`` cannot be posted to (protocol.md §5: ms-app or https only), or None."""
+def appru_problem(appru: str | None, allowed: tuple[str, ...] = ()) -> str | None:
+    """Why ``appru`` cannot be posted to, or None: Windows' ms-app:// addresses, and the exact
+    URLs an admin allowed (WINMDM_ALLOWED_APPRU; docs/configuration.md)."""
     if not appru:
         return "the page was opened without a return address (appru)"
     if len(appru) > _LIMITS["appru"]:
@@ -132,8 +136,10 @@ def appru_problem(appru: str | None) -> str | None:
         parts = urlsplit(appru)
     except ValueError:
         return "the return address (appru) is not a URL"
-    if parts.scheme.lower() not in _ALLOWED_SCHEMES or not parts.netloc:
-        return "the return address (appru) is not an ms-app:// or https:// address"
+    if appru in allowed:
+        return None
+    if parts.scheme.lower() != _WINDOWS_SCHEME or not parts.netloc:
+        return "the return address (appru) is not a Windows ms-app:// address"
     return None
 
 
@@ -144,13 +150,13 @@ async def authenticate(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     params = request.query_params  # other parameters are allowed and left alone (protocol.md §5)
     appru = params.get("appru")
-    problem = appru_problem(appru)
+    problem = appru_problem(appru, runtime.config.allowed_appru)
     if problem is not None:
         return _page(
             400,
             "This sign-in page can't continue",
             [
-                f"{problem.capitalize()}: {_shown(appru)}.",
+                f"{problem[0].upper()}{problem[1:]}: {_shown(appru)}.",
                 "Windows opens this page itself during enrollment.",
             ],
             then=_START_AGAIN,

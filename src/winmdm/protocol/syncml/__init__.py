@@ -40,7 +40,7 @@ from winmdm.protocol.syncml.model import (
     reply_header,
 )
 from winmdm.protocol.syncml.reader import DEFAULT_MAX_BYTES, parse_commands, parse_fragment, parse_message
-from winmdm.protocol.syncml.writer import build_fragment, build_message, encoded_size
+from winmdm.protocol.syncml.writer import build_fragment, build_message, command_size, encoded_size
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -74,6 +74,7 @@ __all__ = [
     "alert_code",
     "build_fragment",
     "build_message",
+    "command_size",
     "command_status",
     "encoded_size",
     "header_status",

@@ -65,6 +65,17 @@ def encoded_size(message: Message) -> int:
     return len(build_message(message))
 
 
+_DEFAULT_NAMESPACE = len(f' xmlns="{SYNCML12}"')
+
+
+def command_size(command: Command) -> int:
+    """Bytes `command` adds to a message's SyncBody, so a reply's size can be kept as it grows
+    (serialized in place, its one namespace declaration is the only difference)."""
+    holder = etree.Element(_q("SyncBody"), nsmap={None: SYNCML12})
+    _command(holder, command)
+    return len(etree.tostring(holder[0], encoding="utf-8")) - _DEFAULT_NAMESPACE
+
+
 def _q(name: str) -> str:
     return f"{{{SYNCML12}}}{name}"
 
