@@ -172,7 +172,10 @@ def test_first_start_creates_everything_and_second_start_reuses_it(tmp_path: Pat
 
     assert f"first start: created {data_dir}" in first_log
     assert f"discovery URL {server.discovery_url}\n" in first_log
-    assert f"admin UI      {server.url}/   (REST API {server.url}/api/v1, end users {server.url}/enroll)" in first_log
+    assert (
+        f"admin UI      {server.url}/   (REST API {server.url}/api/v1, end users {server.url}/enroll)"
+        in first_log
+    )
     assert f"certutil -addstore Root {server.dev_ca}\n" in first_log  # whole, not wrapped
     assert "Traceback" not in first_log
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import pytest
 
 from tests.support.device import WindowsDevice
-from tests.support.omadm import ManagedDevice
+from tests.support.omadm import ManagedDevice, unenroll_alert
+from winmdm.domain.management import CommandKind, CommandState
 from winmdm.domain.models import MDMStatus
 from winmdm.protocol import syncml
-from winmdm.protocol.syncml import Cmd, StatusCode
+from winmdm.protocol.syncml import AlertCode, Cmd, StatusCode
 from winmdm.storage.database import create_engine_for
 from winmdm.storage.sql import SQLStorage
 
@@ -160,3 +164,106 @@ def _host_id(storage, managed) -> int:
             hosts.select().where(hosts.c.device_id == managed.device.device_id)
         ).first()
     return row.id
+
+
+# -- every message proven (docs/management.md) -------------------------------------------------
+
+SETUP = (syncml.Alert(cmd_id=1, data=AlertCode.CLIENT_INITIATED_MGMT),)
+
+
+def _queue_get(storage, host_id: int) -> str:
+    get = syncml.Get(cmd_id=1, items=(syncml.Item(target="./DevDetail/SwV"),))
+    command_uuid = str(uuid.uuid4())
+    with storage.transaction() as tx:
+        command = tx.commands.create(
+            CommandKind.RAW, syncml.build_fragment(get).decode(), at=datetime.now(UTC), uuid=command_uuid
+        )
+        tx.commands.enqueue(command.id, [host_id], datetime.now(UTC))
+    return command_uuid
+
+
+def _state(storage, host_id: int, command_uuid: str) -> CommandState:
+    with storage.transaction() as tx:
+        return tx.commands.get(host_id, command_uuid).state
+
+
+def test_after_212_only_the_certificate_that_started_the_session_speaks(server, token, storage) -> None:
+    """A stranger who knows the DeviceID and SessionID but holds neither the certificate nor a Cred
+    can no longer take the session over: no commands, no fake answers, no unenrollment."""
+    managed = _enrolled(server, token)
+    with managed.client(server.dev_ca) as client:
+        managed.session(client)
+    host = _host(storage, managed.device.device_id)
+    command = _queue_get(storage, host.id)
+    with managed.client(server.dev_ca) as device, server.client() as stranger:
+        first = managed.message(device, SETUP, session_id="9A", msg_id=1)
+        assert first.commands[0].data == StatusCode.AUTHENTICATION_ACCEPTED
+        get = next(c for c in first.commands if isinstance(c, syncml.Get))
+        status = syncml.Status(cmd_id=1, msg_ref=1, cmd_ref=get.cmd_id, cmd="Get", data=200)
+        forged = syncml.Results(
+            cmd_id=2,
+            msg_ref=1,
+            cmd_ref=get.cmd_id,
+            items=(syncml.Item(source="./DevDetail/SwV", data="forged"),),
+        )
+        hijack = managed.message(
+            stranger, (status, forged, unenroll_alert(cmd_id=3)), session_id="9A", msg_id=2, cred=False
+        )
+        assert [(c.cmd, c.data) for c in hijack.commands] == [("SyncHdr", StatusCode.MISSING_CREDENTIALS)]
+        assert _state(storage, host.id, command) is CommandState.SENT
+        assert _host(storage, managed.device.device_id).mdm_status is MDMStatus.ON
+        # The device goes on by its certificate alone, without a Cred (it got 212).
+        genuine = syncml.Results(
+            cmd_id=2,
+            msg_ref=1,
+            cmd_ref=get.cmd_id,
+            items=(syncml.Item(source="./DevDetail/SwV", data="10.0.1"),),
+        )
+        real = managed.message(device, (status, genuine), session_id="9A", msg_id=3, cred=False)
+        assert real.commands[0].data == StatusCode.OK and real.commands[0].chal is None
+    with storage.transaction() as tx:
+        done = tx.commands.get(host.id, command)
+    assert done.state is CommandState.DONE
+    assert [r.items for r in done.replies if r.cmd == "Results"] == [(("./DevDetail/SwV", "10.0.1"),)]
+
+
+def test_the_unenroll_alert_is_proven_by_the_certificate_alone(server, token, storage) -> None:
+    managed = _enrolled(server, token)
+    with managed.client(server.dev_ca) as client:
+        managed.session(client)
+        managed.credential = "the digest secret is lost"
+        reply = managed.message(client, (unenroll_alert(cmd_id=2),), session_id="1B", msg_id=1)
+    assert [(c.cmd, c.data) for c in reply.commands] == [("SyncHdr", 200), ("Alert", 200)]
+    assert _host_by_id(storage, _host_id(storage, managed)).mdm_status is MDMStatus.OFF
+
+
+def test_a_superseded_certificate_falls_back_to_the_digest(server, token, storage) -> None:
+    """A VM snapshot from before a renewal presents the old, revoked certificate: not a 403 for
+    ever, but the digest path, which its credentials still pass (docs/management.md)."""
+    managed = _enrolled(server, token)
+    with managed.client(server.dev_ca) as client:
+        managed.session(client)
+    enrolled = managed.device.enrolled
+    snapshot = (enrolled.certificate, enrolled.key, managed.nonce)
+    with managed.client(server.dev_ca) as client:
+        managed.device.renew(client)
+    with managed.client(server.dev_ca) as client:
+        managed.session(client)  # the new certificate's first use revokes the old one
+    enrolled.certificate, enrolled.key, managed.nonce = snapshot  # the snapshot is restored
+    host = _host(storage, managed.device.device_id)
+    with storage.transaction() as tx:
+        assert tx.certificates.get(format(enrolled.certificate.serial_number, "x")).status.value == "revoked"
+    command = _queue_get(storage, host.id)
+    with managed.client(server.dev_ca) as client:
+        without_cred = managed.session(client, send_cred=False)
+        log = managed.session(client)
+    assert without_cred.header_codes[0] == StatusCode.MISSING_CREDENTIALS  # a way forward, not 403
+    assert StatusCode.FORBIDDEN not in log.header_codes
+    assert set(log.header_codes) == {StatusCode.OK}  # by digest: 200 and a Cred on every message
+    assert _state(storage, host.id, command) is CommandState.DONE
+    assert "was revoked" in server.log() and "must prove itself with its digest credentials" in server.log()
+
+
+def _host_by_id(storage, host_id: int):
+    with storage.transaction() as tx:
+        return tx.hosts.get(host_id)

@@ -114,9 +114,10 @@ class ManagedDevice:
         send_cred: bool = True,
         extra: tuple[syncml.Command, ...] = (),
         max_messages: int = 20,
+        session_id: str | None = None,
     ) -> SessionLog:
         log = SessionLog()
-        session_id = secrets.token_hex(2).upper()
+        session_id = session_id or secrets.token_hex(2).upper()
         msg_id = 1
         meta = syncml.Meta(max_msg_size=max_msg_size) if max_msg_size else None
         commands: list[syncml.Command] = [
@@ -186,10 +187,37 @@ class ManagedDevice:
             commands = self._answer(reply, server_commands)
         raise AssertionError("the session did not end")
 
-    def unenroll(self, client: httpx.Client) -> SessionLog:
+    def unenroll(self, client: httpx.Client, **kwargs) -> SessionLog:
         """The user turns MDM off in Settings: Windows sends the 1226 unenrollment alert once
         (disconnecting-from-mdm-unenrollment.md), then forgets the enrollment."""
-        return self.session(client, extra=(unenroll_alert(cmd_id=4),))
+        return self.session(client, extra=(unenroll_alert(cmd_id=4),), **kwargs)
+
+    def message(
+        self,
+        client: httpx.Client,
+        commands: tuple[syncml.Command, ...],
+        *,
+        session_id: str = "1",
+        msg_id: int = 1,
+        cred: bool = True,
+        final: bool = True,
+    ) -> syncml.Message:
+        """One message exactly as given (a test's own sequence), with a Cred over the current
+        nonce unless `cred` is False; the Chal's nonce, if any, is taken as Windows takes it."""
+        header = syncml.SyncHdr(
+            session_id=session_id,
+            msg_id=msg_id,
+            target=self.device.enrolled.management_url,
+            source=self.device.device_id,
+            source_name=self.name,
+            cred=self._cred() if cred else None,
+        )
+        reply = self.post(client, syncml.Message(header=header, commands=commands, final=final))
+        status = reply.commands[0]
+        assert isinstance(status, syncml.Status) and status.cmd == Cmd.SYNC_HDR
+        if status.chal is not None and status.chal.meta.next_nonce:
+            self.nonce = base64.b64decode(status.chal.meta.next_nonce)
+        return reply
 
     def _cred(self) -> syncml.Cred:
         return syncml.Cred(
