@@ -14,6 +14,7 @@ from tests.support.omadm import ManagedDevice
 from winmdm.domain.models import CertificateStatus, MDMStatus
 from winmdm.protocol.syncml import StatusCode
 from winmdm.runtime import Runtime
+from winmdm.web.ui.activity_text import describe_activity
 
 
 @pytest.fixture
@@ -169,3 +170,19 @@ def test_turning_mdm_off_and_on_again_keeps_one_host_and_its_team(runtime, clien
     after = _host(runtime, device)
     assert (after.id, after.team_id, after.mdm_status) == (host.id, team, MDMStatus.ON)
     assert _conflicts(runtime, host.id) == []
+
+
+def test_the_conflict_reads_as_a_sentence_an_admin_can_act_on(runtime, client, enroll) -> None:
+    victim = enroll(WindowsDevice(device_name="DESKTOP-ALICE"), serial="SN-1")
+    victim.session(client)
+    impostor = enroll(
+        WindowsDevice(hw_dev_id=victim.device.hw_dev_id, device_name="DESKTOP-EVE"), serial="SN-2"
+    )
+    with runtime.storage.transaction() as tx:
+        host_id = tx.enrollments.find_active_by_device_id(impostor.device.device_id).host_id
+        activity = next(a for a in tx.activities.list(host_id=host_id) if a.type == "host_identity_conflict")
+    original = _host(runtime, victim.device)
+    assert describe_activity(activity) == (
+        f"DESKTOP-EVE reported the hardware id of DESKTOP-ALICE (host {original.id}), which still checks in: "
+        "kept as a host of its own"
+    )

@@ -31,6 +31,18 @@ def _named(d: Mapping[str, Any]) -> str:
     return f" ({name})" if name else ""
 
 
+_CLAIMED_IDS = {"hw_dev_id": "hardware id", "device_id": "MDM device id", "serial": "serial number"}
+
+
+def _conflict(d: Mapping[str, Any]) -> str:
+    what = _CLAIMED_IDS.get(str(d.get("matched")), "id")
+    other = d.get("claimed_host_display_name") or "another host"
+    return (
+        f"{_host(d)} reported the {what} of {other} (host {d.get('claimed_host_id')}), which still "
+        "checks in: kept as a host of its own"
+    )
+
+
 def _setting(on: bool, what: str) -> Callable[[Mapping[str, Any]], str]:
     return lambda d: f"{'Turned on' if on else 'Turned off'} {what}"
 
@@ -39,6 +51,7 @@ _TEXT: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "fleet_enrolled": lambda d: f"{_host(d)} was added to winmdm",
     "mdm_enrolled": lambda d: f"{_host(d)} turned on MDM{_kind(d)}",
     "mdm_unenrolled": lambda d: f"{_host(d)} turned off MDM",
+    "host_identity_conflict": _conflict,
     "deleted_host": lambda d: f"Deleted {_host(d)}",
     "transferred_host": lambda d: (
         f"Moved {_host(d)} from {d.get('previous_team_name') or 'No team'} to {_team(d)}"
