@@ -158,10 +158,38 @@ def test_a_resent_message_with_a_now_valid_cred_is_not_answered_from_the_cache(
 ) -> None:
     refused = managed.message(client, SETUP, session_id="5D", msg_id=1, cred=False)
     assert _header(refused).data == StatusCode.MISSING_CREDENTIALS
-    same_again = managed.message(client, SETUP, session_id="5D", msg_id=1, cred=False)
-    assert same_again == refused  # the very same bytes: the same answer
     proven = managed.message(client, SETUP, session_id="5D", msg_id=1)
     assert _header(proven).data == StatusCode.OK
+    # The proven answer is the one a byte-identical retry gets.
+    header = syncml.SyncHdr(
+        session_id="5E",
+        msg_id=1,
+        target=managed.device.enrolled.management_url,
+        source=managed.device.device_id,
+        source_name=managed.name,
+        cred=managed._cred(),
+    )
+    message = syncml.Message(header=header, commands=SETUP)
+    first = managed.post(client, message)
+    assert _header(first).data == StatusCode.OK
+    assert managed.post(client, message) == first
+
+
+def test_a_strangers_message_leaves_the_session_in_progress_alone(runtime, client, managed) -> None:
+    host = _host(runtime, managed)
+    command = runtime.commands.reboot(host.id, actor="admin")
+    first = managed.message(client, SETUP, session_id="5F", msg_id=1)
+    exec_ = next(c for c in first.commands if isinstance(c, syncml.Exec))
+    nonce = managed.nonce
+    for msg_id in (1, 9):  # a new session, or far ahead in this one: refused, and nothing moves
+        stranger = managed.message(client, SETUP, session_id="5F", msg_id=msg_id, cred=False)
+        assert _header(stranger).data == StatusCode.MISSING_CREDENTIALS
+        assert not any(isinstance(c, syncml.Exec) for c in stranger.commands)
+    answer = syncml.Status(cmd_id=1, msg_ref=1, cmd_ref=exec_.cmd_id, cmd="Exec", data=200)
+    real = managed.message(client, (answer,), session_id="5F", msg_id=2)  # over the newest nonce
+    assert managed.nonce != nonce and _header(real).data == StatusCode.OK
+    assert real.header.msg_id == 3  # after 1 and the refusal's 2 in this session: never repeated
+    assert runtime.commands.result(host.id, command.uuid).state is CommandState.DONE
 
 
 # -- 4. the one-shot unenroll alert ------------------------------------------------------------

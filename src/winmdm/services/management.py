@@ -111,11 +111,11 @@ class ManagementService:
             device = self._identify(tx, header, client_cert, now)
             if device is None:
                 return mechanics.refusal(header, StatusCode.FORBIDDEN)
-            record = tx.sessions.get(device.enrollment.id)
-            if record is not None and _is_retry(record, header, digest, device):
-                assert record.response is not None
-                return record.response  # the device retried: same answer, nothing reapplied
-            record = self._session_for(record, header, device, now)
+            stored = tx.sessions.get(device.enrollment.id)
+            if stored is not None and _is_retry(stored, header, digest, device):
+                assert stored.response is not None
+                return stored.response  # the device retried: same answer, nothing reapplied
+            record = self._session_for(stored, header, device, now)
             if record is None:
                 return mechanics.refusal(header, StatusCode.BAD_REQUEST)
             verdict = judge(
@@ -128,7 +128,7 @@ class ManagementService:
                 return self._session_message(tx, message, device, record, verdict, digest, now)
             if _unenrolls(message) and (device.certificate is not None or device.cred is CredCheck.PREVIOUS):
                 return self._unenrolled(tx, message, device, now)
-            return self._challenge(tx, header, device, record, verdict, digest, now)
+            return self._challenge(tx, header, device, record, verdict, continuing=record is stored)
 
     # -- who is speaking ----------------------------------------------------------------------
     def _identify(
@@ -179,13 +179,16 @@ class ManagementService:
         self, record: MDMSession | None, header: syncml.SyncHdr, device: _Device, now: datetime
     ) -> MDMSession | None:
         """The session this message belongs to: the stored one, or a new one when the device
-        starts one (a new SessionID, or MsgID 1). None for a message older than the last."""
+        starts one (a new SessionID, or MsgID 1). None for a message older than the last.
+
+        A new session's MsgIDs start at the device's: one that began with a refused message
+        (not stored) never repeats the MsgID of that refusal."""
         if record is not None and record.state.session_id == header.session_id and header.msg_id != 1:
             return record if header.msg_id >= record.state.client_msg_id else None
         return MDMSession(
             enrollment_id=device.enrollment.id,
             key=self._random(16).hex(),
-            state=mechanics.SessionState(session_id=header.session_id),
+            state=mechanics.SessionState(session_id=header.session_id, server_msg_id=header.msg_id - 1),
             started_at=now,
             updated_at=now,
         )
@@ -202,11 +205,13 @@ class ManagementService:
         device: _Device,
         record: MDMSession,
         verdict: Verdict,
-        digest: bytes,
-        now: datetime,
+        *,
+        continuing: bool,
     ) -> bytes:
         """407 or 401 with a new nonce: nothing in the message is applied, and the Cred it
-        carried (if any) can never be used again."""
+        carried (if any) can never be used again. Nor does an unproven message change the stored
+        session (a stranger could otherwise end or stall the real one): a session in progress
+        only counts the MsgID of this answer."""
         if verdict.code == StatusCode.INVALID_CREDENTIALS:
             log.warning(
                 "device %r refused: digest does not match (wrong secret or stale nonce)", header.source
@@ -214,10 +219,10 @@ class ManagementService:
         reply = mechanics.Reply(header, msg_id=record.state.server_msg_id + 1)
         chal = self._new_nonce(tx, device.enrollment)
         reply.status(syncml.header_status(header, verdict.code, chal=chal, cmd_id=reply.cmd_id()))
-        state = dataclasses.replace(
-            record.state, client_msg_id=header.msg_id, server_msg_id=reply.header.msg_id
-        )
-        return self._save(tx, record, state, reply, digest, now)
+        if continuing:
+            state = dataclasses.replace(record.state, server_msg_id=reply.header.msg_id)
+            tx.sessions.save(dataclasses.replace(record, state=state))
+        return reply.build()
 
     def _unenrolled(self, tx: Transaction, message: syncml.Message, device: _Device, now: datetime) -> bytes:
         """The one-shot unenroll alert (1226 unenrollment.userrequest), proven by the device's
@@ -273,12 +278,19 @@ class ManagementService:
             pending=pending,
             incoming=incoming,
         )
-        record = dataclasses.replace(
-            record,
-            proof=verdict.proof,
-            certificate_serial=device.certificate if verdict.proof is SessionProof.CERTIFICATE else None,
+        body = reply.build()
+        tx.sessions.save(
+            dataclasses.replace(
+                record,
+                state=state,
+                proof=verdict.proof,
+                certificate_serial=device.certificate if verdict.proof is SessionProof.CERTIFICATE else None,
+                request_digest=digest,
+                response=body,
+                updated_at=now,
+            )
         )
-        return self._save(tx, record, state, reply, digest, now)
+        return body
 
     def _read_commands(
         self,
@@ -429,21 +441,6 @@ class ManagementService:
             context={"enrollment_id": enrollment_id},
         )
         tx.commands.enqueue(command.id, [host_id], now)
-
-    @staticmethod
-    def _save(
-        tx: Transaction,
-        record: MDMSession,
-        state: mechanics.SessionState,
-        reply: mechanics.Reply,
-        digest: bytes,
-        now: datetime,
-    ) -> bytes:
-        body = reply.build()
-        tx.sessions.save(
-            dataclasses.replace(record, state=state, request_digest=digest, response=body, updated_at=now)
-        )
-        return body
 
 
 # Without a certificate, the enrollment whose Cred is best proven speaks (ties: the newest).
