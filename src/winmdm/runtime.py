@@ -34,7 +34,7 @@ from winmdm.services.endpoints import Endpoints
 from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
 from winmdm.services.gitops import GitOpsService
 from winmdm.services.hosts import HostService
-from winmdm.services.license import License, load_license, public_key_from_file
+from winmdm.services.license import load_license, public_key_from_file
 from winmdm.services.management import ManagementService, ManagementSettings
 from winmdm.services.profiles import ProfileService
 from winmdm.services.settings import SettingsService
@@ -80,10 +80,10 @@ class Runtime:
     hosts: HostService
     teams: TeamService
     activities: ActivityFeed
-    # Administration: admin accounts and tokens, the mdm.* settings, the license (Free/Premium).
+    # Administration: admin accounts and tokens, the mdm.* settings and the license (Free or
+    # Premium: settings.license(), the one source, as it stands at the moment asked).
     accounts: AdminAccounts
     settings: SettingsService
-    license: License
     gitops: GitOpsService
     # The sign-in page of MDM-only enrollment (web/signin_routes.py); oidc is None when not set up.
     enrollment_tokens: EnrollmentTokens | None = None
@@ -206,7 +206,6 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         activities=ActivityFeed(storage),
         accounts=AdminAccounts(storage, clock),
         settings=mdm_settings,
-        license=license,
         gitops=GitOpsService(settings=mdm_settings, teams=teams, profiles=profiles, agent=agent),
     )
 

@@ -92,6 +92,21 @@ def test_expired_license_means_free_with_a_warning(make_server, license_keys, cl
     )
 
 
+def test_a_license_that_expires_while_the_server_runs_is_free_everywhere_at_once(
+    make_server, license_keys, clock
+):
+    issued = clock.now - timedelta(hours=23)  # expires in an hour, well within the admin's session
+    server = make_server(WINMDM_LICENSE_KEY=license_keys.key(now=issued, days=1))
+    assert server.get("/config").json()["license"]["tier"] == "premium"
+    assert _mdm(server, enable_turn_on_windows_mdm_manually=True).status_code == 200
+    assert _mdm(server, enable_turn_on_windows_mdm_manually=False).status_code == 200
+    server.runtime.clock.advance(timedelta(hours=1, seconds=1))
+    lic = server.get("/config").json()["license"]
+    assert lic["tier"] == "free" and "expired" in lic["warning"]
+    refused = _mdm(server, enable_turn_on_windows_mdm_manually=True).json()["error"]
+    assert refused["code"] == "premium_required"
+
+
 def test_turning_windows_mdm_off_refuses_new_enrollments(server):
     managed = server.enroll(manual=True)
     answer = _mdm(server, windows_enabled_and_configured=False)

@@ -360,7 +360,7 @@ def test_the_terms_page_follows_no_teams_setting_at_each_request(storage, entra,
 def test_the_server_wires_the_settings_into_terms_and_enrollment(runtime) -> None:
     """Without an OIDC provider the terms page never asks for the sign-in, whatever is stored."""
     assert runtime.settings.get() == MDMSettings()
-    assert runtime.license.tier is Tier.FREE and runtime.license.warning is None
+    assert runtime.settings.license().tier is Tier.FREE and runtime.settings.license().warning is None
     assert runtime.terms.end_user_auth is False
     with pytest.raises(InvalidInput, match="WINMDM_OIDC_ISSUER"):
         runtime.settings.update({"end_user_authentication": True}, None)

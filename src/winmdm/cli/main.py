@@ -65,7 +65,7 @@ def _welcome(runtime) -> None:
     console.print(f"winmdm {__version__}", style="bold", end="")
     console.print(f" ({first} {cfg.data_dir})")
     console.print(f"  database      {_safe_url(cfg.database_url)} (schema {runtime.schema_revision})")
-    _license_lines(console, runtime.license)
+    _license_lines(console, runtime.settings.license())
     if not runtime.accounts.list_admins():
         console.print(
             "  admins        none yet: make the first with  winmdm admin create --email EMAIL  "

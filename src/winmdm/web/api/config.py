@@ -48,7 +48,7 @@ _CONFIG_PATCH = {
 
 def config_view(runtime: Runtime) -> dict[str, Any]:
     settings = runtime.settings.get()
-    lic = runtime.license
+    lic = runtime.settings.license()  # as it stands now: the same rule PATCH keeps
     cfg, ep = runtime.config, runtime.endpoints
     return {
         "mdm": plain(settings),
