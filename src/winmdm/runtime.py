@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from winmdm import data_dir
 from winmdm.config import Config
 from winmdm.idp.enrollment_token import EnrollmentTokens
 from winmdm.idp.enrollment_token import load_or_create_key as load_or_create_token_key
@@ -101,7 +102,7 @@ class Runtime:
 def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: bool = True) -> Runtime:
     """Create or reuse the data dir, database schema, device CA and TLS files."""
     now = clock()
-    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data_dir.prepare_folder(config.data_dir)
     # The CA first: a broken one stops the start before anything else is created.
     ca, ca_created = DeviceCA.load_or_create(
         config.data_dir, common_name=f"{config.organization} Device CA", now=now

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,6 +104,39 @@ def test_create_list_and_sign_in_with_the_account(admins: Admins) -> None:
         assert [a.details["email"] for a in reversed(created)] == ["alice@corp.example", "bob@corp.example"]
     finally:
         runtime.close()
+
+
+def _modes(data: Path) -> dict[str, int]:
+    """Mode bits of the data folder and of every database file in it."""
+    files = [data, *sorted(data.glob("winmdm.db*"))]
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in files}
+
+
+def test_a_new_data_dir_and_database_are_the_servers_users_only(admins: Admins) -> None:
+    """They hold the CA key, every device's digest credentials and the admins' password hashes."""
+    before = os.umask(0o022)  # the usual umask: what is left to it would be 0755/0644
+    try:
+        admins.ok("create", "--email", "alice@corp.example", "--password", PASSWORD)
+    finally:
+        os.umask(before)
+    modes = _modes(admins.cwd / "data")
+    assert modes.pop("data") == 0o700 and "winmdm.db" in modes
+    assert set(modes.values()) == {0o600}, modes
+
+
+def test_an_existing_install_readable_by_others_is_mended(admins: Admins) -> None:
+    admins.ok("create", "--email", "alice@corp.example", "--password", PASSWORD)
+    data = admins.cwd / "data"
+    data.chmod(0o755)
+    for file in data.glob("winmdm.db*"):
+        file.chmod(0o644)
+    listed = admins.ok("list")
+    assert "was readable by others" in listed.stderr
+    assert set(_modes(data).values()) <= {0o700, 0o600} and _modes(data)["data"] == 0o700
+    # And at the server's start.
+    (data / "winmdm.db").chmod(0o640)
+    build(load_config(admins.env), with_tls=False).close()
+    assert _modes(data)["winmdm.db"] == 0o600
 
 
 def test_password_omitted_reads_one_line_from_a_pipe(admins: Admins) -> None:

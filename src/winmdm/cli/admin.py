@@ -57,9 +57,11 @@ _email_option = click.option("--email", required=True, help="The admin's email (
 def _accounts(config_file: Path | None) -> Iterator[AdminAccounts]:
     """The accounts of the database `winmdm serve` uses with these settings, brought up to date
     the way the server does at start. Nothing else of the installation is touched."""
+    from winmdm import data_dir
     from winmdm.storage import SQLStorage, create_engine_for, current_revision, migrate
 
     config = load_config(os.environ, config_file)
+    data_dir.prepare_folder(config.data_dir)
     engine = create_engine_for(config.database_url)
     try:
         fresh = current_revision(engine) is None

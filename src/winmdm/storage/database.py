@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
 from sqlalchemy.exc import ArgumentError, InvalidatePoolError, NoSuchModuleError
 from sqlalchemy.exc import OperationalError as SAOperationalError
 
+from winmdm import data_dir
 from winmdm.errors import ConfigError, InvalidInput
 
 SETTING = "WINMDM_DATABASE_URL"
@@ -128,9 +129,10 @@ def _sqlite_engine(url: URL) -> Engine:
     if not in_memory:
         path = Path(database).expanduser()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=data_dir.FOLDER_MODE)
+            data_dir.prepare_sqlite_file(path)
         except OSError as exc:
-            raise ConfigError(SETTING, f"cannot create the folder for {path}: {exc.strerror}") from None
+            raise ConfigError(SETTING, f"cannot create {path}: {exc.strerror}") from None
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
