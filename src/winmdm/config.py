@@ -50,6 +50,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("certificate_days", "365", "Lifetime of issued device certificates, in days."),
     Setting("renewal_days", "42", "Days before expiry when Windows renews its certificate."),
     Setting("max_body_bytes", "1048576", "Largest request body accepted on the device endpoints."),
+    Setting("header_timeout", "10", "Seconds a client has to send a request's headers."),
+    Setting("body_timeout", "30", "Seconds a request body may take (longer ones at 16 KiB/s at least)."),
+    Setting("max_connections", "1000", "Open connections at most; more are refused with 503."),
     Setting("organization", "winmdm", "Name shown to users and used in certificate names."),
     Setting("log_level", "info", "debug, info, warning or error."),
     Setting(
@@ -115,6 +118,9 @@ class Config:
     license_public_key_file: Path | None = None
     host_merge_after_days: int = 30
     allowed_appru: tuple[str, ...] = ()
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
 
 
 def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Config:
@@ -184,6 +190,9 @@ def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Conf
         license_public_key_file=_path(get("license_public_key_file"), "license_public_key_file"),
         host_merge_after_days=_int(get("host_merge_after_days", 30), "host_merge_after_days", 0, 3650),
         allowed_appru=_allowed_appru(get("allowed_appru", "")),
+        header_timeout=float(_int(get("header_timeout", 10), "header_timeout", 1, 3600)),
+        body_timeout=float(_int(get("body_timeout", 30), "body_timeout", 1, 3600)),
+        max_connections=_int(get("max_connections", 1000), "max_connections", 10, 1_000_000),
     )
 
 

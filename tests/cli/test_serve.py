@@ -101,7 +101,7 @@ def test_environment_wins_over_the_config_file(tmp_path: Path) -> None:
 
 def test_half_a_device_ca_stops_the_server_with_one_line(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    data_dir.mkdir()
+    data_dir.mkdir(mode=0o700)
     (data_dir / "device-ca.key").write_text("")
     result = run("serve", env=clean_env(WINMDM_DATA_DIR=str(data_dir)), cwd=tmp_path)
     assert_one_line_error(result, "WINMDM_DATA_DIR", "device-ca.crt does not")

@@ -53,6 +53,7 @@ def test_defaults(cwd: Path) -> None:
     assert config.organization == "winmdm"
     assert config.log_level == "info"
     assert (config.host_merge_after_days, config.allowed_appru) == (30, ())
+    assert (config.header_timeout, config.body_timeout, config.max_connections) == (10.0, 30.0, 1000)
 
 
 def test_sqlite_database_follows_the_data_dir(tmp_path: Path) -> None:
@@ -108,6 +109,9 @@ VALUES = {
     "end_user_auth": "true",
     "license_key": "eyJhbGciOiJFUzI1NiJ9.e30.c2ln",
     "host_merge_after_days": "7",
+    "header_timeout": "5",
+    "body_timeout": "60",
+    "max_connections": "300",
     "allowed_appru": "https://tool.corp.example/done,https://tool.corp.example/other?x=1",
 }
 
@@ -153,6 +157,7 @@ def test_environment_and_toml_give_the_same_config(tmp_path: Path) -> None:
     assert from_env.license_key == "eyJhbGciOiJFUzI1NiJ9.e30.c2ln"
     assert from_env.license_public_key_file == tmp_path / "license.pem"
     assert from_env.host_merge_after_days == 7
+    assert (from_env.header_timeout, from_env.body_timeout, from_env.max_connections) == (5.0, 60.0, 300)
     assert from_env.allowed_appru == ("https://tool.corp.example/done", "https://tool.corp.example/other?x=1")
 
 
@@ -237,6 +242,9 @@ def test_invalid_toml(tmp_path: Path) -> None:
 
 BAD = [
     ("WINMDM_HOST_MERGE_AFTER_DAYS", "-1", "between 0 and 3650"),
+    ("WINMDM_HEADER_TIMEOUT", "0", "between 1 and 3600"),
+    ("WINMDM_BODY_TIMEOUT", "soon", "not a whole number"),
+    ("WINMDM_MAX_CONNECTIONS", "5", "between 10 and 1000000"),
     ("WINMDM_HOST_MERGE_AFTER_DAYS", "a month", "not a whole number"),
     ("WINMDM_ALLOWED_APPRU", "http://tool.corp.example/done", "exact https:// URL"),
     ("WINMDM_ALLOWED_APPRU", "ms-app://windows.immersivecontrolpanel,https://", "exact https:// URL"),

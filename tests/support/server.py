@@ -64,7 +64,12 @@ def _ssl_context(ca: Path):
 
 
 def start_server(
-    data_dir: Path, extra_env: dict[str, str], *, timeout: float = 60, command: list[str] | None = None
+    data_dir: Path,
+    extra_env: dict[str, str],
+    *,
+    timeout: float = 60,
+    command: list[str] | None = None,
+    preexec_fn=None,
 ) -> RunningServer:
     port = free_port()
     url = f"https://localhost:{port}"
@@ -77,7 +82,11 @@ def start_server(
     log_path = data_dir.parent / f"server-{port}.log"
     log_file = log_path.open("wb")
     process = subprocess.Popen(
-        command or [*winmdm_command(), "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT
+        command or [*winmdm_command(), "serve"],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        preexec_fn=preexec_fn,
     )
     server = RunningServer(process, url, data_dir, env, log_path)
     deadline = time.monotonic() + timeout

@@ -29,13 +29,8 @@ from starlette.routing import Route
 
 from winmdm.pki.ca import DeviceCA, write_certificate, write_private_key
 from winmdm.pki.tls import ensure_dev_tls
-from winmdm.web.client_cert import (
-    TLSH11Protocol,
-    TLSHttpToolsProtocol,
-    auto_protocol,
-    parse_certificate_header,
-    peer_certificate,
-)
+from winmdm.web.client_cert import parse_certificate_header, peer_certificate
+from winmdm.web.connections import GuardedH11Protocol, GuardedHttpToolsProtocol, guarded_protocol
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 HEADER = "X-SSL-Client-Cert"
@@ -165,7 +160,11 @@ def _run_server(pki: PKI, http: type, loop: str) -> Iterator[Server]:
 
 @pytest.fixture(
     scope="module",
-    params=[(TLSHttpToolsProtocol, "uvloop"), (TLSH11Protocol, "asyncio"), (TLSH11Protocol, "uvloop")],
+    params=[
+        (GuardedHttpToolsProtocol, "uvloop"),
+        (GuardedH11Protocol, "asyncio"),
+        (GuardedH11Protocol, "uvloop"),
+    ],
     ids=["httptools-uvloop", "h11-asyncio", "h11-uvloop"],
 )
 def server(request: pytest.FixtureRequest, pki: PKI) -> Iterator[Server]:
@@ -292,7 +291,7 @@ def test_a_garbage_header_from_a_trusted_proxy_gives_none(server: Server, pki: P
 
 def test_plain_http_has_no_tls_extension(pki: PKI) -> None:
     """The classes serve plain HTTP unchanged (a proxy in front may talk HTTP to winmdm)."""
-    for http in (TLSHttpToolsProtocol, TLSH11Protocol):
+    for http in (GuardedHttpToolsProtocol, GuardedH11Protocol):
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -314,8 +313,10 @@ def test_plain_http_has_no_tls_extension(pki: PKI) -> None:
             sock.close()
 
 
-def test_auto_protocol_is_httptools_like_uvicorn() -> None:
-    assert auto_protocol() is TLSHttpToolsProtocol
+def test_the_protocol_is_httptools_like_uvicorns_auto() -> None:
+    protocol = guarded_protocol(header_timeout=5, max_connections=20)
+    assert issubclass(protocol, GuardedHttpToolsProtocol)
+    assert (protocol.header_timeout, protocol.max_connections) == (5, 20)
 
 
 # peer_certificate on ASGI scopes

@@ -1,10 +1,11 @@
 """The device's TLS client certificate, as the management endpoint sees it (protocol.md decision 4).
 
 uvicorn asks for and verifies client certificates (`ssl_cert_reqs=CERT_OPTIONAL`, the device CA
-as `ssl_ca_certs`) but does not hand the peer certificate to the app. The protocol classes here
-add the ASGI TLS extension (https://asgi.readthedocs.io/en/latest/specs/tls.html) to every
-request's scope. Behind a TLS-terminating reverse proxy the certificate comes in a header
-instead, trusted only from configured proxy addresses: `peer_certificate` reads either.
+as `ssl_ca_certs`) but does not hand the peer certificate to the app. TLSScopeMixin (part of the
+protocol classes of web/connections.py) adds the ASGI TLS extension
+(https://asgi.readthedocs.io/en/latest/specs/tls.html) to every request's scope. Behind a
+TLS-terminating reverse proxy the certificate comes in a header instead, trusted only from
+configured proxy addresses: `peer_certificate` reads either.
 
 uvicorn internals relied on (hence uvicorn is pinned; tests/web/test_client_cert.py runs a real
 server over TLS with both classes):
@@ -31,8 +32,6 @@ from collections.abc import Iterable
 from typing import Any, Final, TypeAlias
 
 from cryptography import x509
-from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ def _cipher_ids(context: ssl.SSLContext) -> dict[str, int]:
     return {c["name"]: c["id"] & 0xFFFF for c in context.get_ciphers()}
 
 
-class _TLSScopeMixin:
+class TLSScopeMixin:
     """Adds `scope["extensions"]["tls"]` to every request of a TLS connection."""
 
     app: Any
@@ -98,23 +97,6 @@ class _TLSScopeMixin:
 
             self.app = app
         super().connection_made(transport)  # type: ignore[misc]
-
-
-class TLSHttpToolsProtocol(_TLSScopeMixin, HttpToolsProtocol):
-    """uvicorn's httptools protocol, with the ASGI TLS extension."""
-
-
-class TLSH11Protocol(_TLSScopeMixin, H11Protocol):
-    """uvicorn's h11 protocol, with the ASGI TLS extension."""
-
-
-def auto_protocol() -> type[asyncio.Protocol]:
-    """httptools when installed, else h11: uvicorn's own `http="auto"` choice."""
-    try:
-        import httptools  # noqa: F401
-    except ImportError:  # pragma: no cover
-        return TLSH11Protocol
-    return TLSHttpToolsProtocol
 
 
 def peer_certificate(

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from winmdm.errors import HostileInput, MalformedMessage, WinMDMError
 from winmdm.runtime import Runtime
 from winmdm.services import endpoints as paths
-from winmdm.web.body import read_bounded
+from winmdm.web.body import BodyNotReceived, read_bounded
 from winmdm.web.client_cert import peer_certificate
 
 log = logging.getLogger("winmdm.management")
@@ -32,6 +32,8 @@ async def management(request: Request) -> Response:
         return PlainTextResponse(f"Send OMA-DM SyncML with Content-Type {SYNCML_TYPE}.", status_code=415)
     try:
         body = await read_bounded(request, runtime.config.max_body_bytes)
+    except BodyNotReceived as exc:
+        return PlainTextResponse(exc.message, status_code=408 if exc.timed_out else 400)
     except (HostileInput, MalformedMessage) as exc:
         return PlainTextResponse(exc.message, status_code=413 if isinstance(exc, HostileInput) else 400)
     cert = peer_certificate(

@@ -12,7 +12,7 @@ import uvicorn
 
 from winmdm.runtime import Runtime
 from winmdm.web.app import create_app
-from winmdm.web.client_cert import auto_protocol
+from winmdm.web.connections import guarded_protocol, raise_open_file_limit
 
 
 def uvicorn_config(runtime: Runtime) -> uvicorn.Config:
@@ -26,7 +26,10 @@ def uvicorn_config(runtime: Runtime) -> uvicorn.Config:
         ssl_cert_reqs=ssl.CERT_OPTIONAL,
         ssl_ca_certs=str(runtime.ca_path),
         log_level=cfg.log_level,
-        http=auto_protocol(),  # passes the client certificate to the app (ASGI tls extension)
+        # Header timeout and connection limit (web/connections.py); the ASGI tls extension.
+        http=guarded_protocol(
+            header_timeout=cfg.header_timeout, max_connections=raise_open_file_limit(cfg.max_connections)
+        ),
         server_header=False,
         proxy_headers=False,
         timeout_keep_alive=30,

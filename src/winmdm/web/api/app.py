@@ -47,4 +47,4 @@ def create_api(runtime: Runtime) -> BodyLimit:
     def limit_for(path: str) -> int:
         return MAX_UPLOAD_BYTES if path.endswith(agent.UPLOAD_PATH) else limit
 
-    return BodyLimit(api, limit_for)
+    return BodyLimit(api, limit_for, runtime.config.body_timeout)
