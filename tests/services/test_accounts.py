@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -24,6 +27,7 @@ from winmdm.services.accounts import (
     IssuedToken,
     token_hash,
 )
+from winmdm.services.sign_in import MAX_FAILURES, MAX_FROM_ADDRESS, MESSAGE_BUSY, HashSlots
 
 PASSWORD = "correct horse battery"
 # Cheap parameters: the tests hash many passwords; production uses argon2-cffi's defaults.
@@ -184,47 +188,140 @@ def test_wrong_email_and_wrong_password_fail_alike(accounts, alice, hasher) -> N
             accounts.login(email, password, None)
 
 
-def test_five_failures_for_an_email_lock_it_for_15_minutes(accounts, alice, clock) -> None:
+def test_five_failures_for_an_email_from_an_address_lock_it_there_for_15_minutes(
+    accounts, alice, clock
+) -> None:
     for n in range(5):
         with pytest.raises(AuthenticationFailed):
-            accounts.login("alice@corp.example", f"wrong password {n}", f"10.0.0.{n}")
+            accounts.login("alice@corp.example", f"wrong password {n}", "10.0.0.1")
         clock.advance(timedelta(minutes=1))
-    # Locked for this email from anywhere, even with the right password.
+    # Locked for this email from this address, even with the right password.
     with pytest.raises(RateLimited) as raised:
-        accounts.login("ALICE@corp.example", PASSWORD, "10.9.9.9")
+        accounts.login("ALICE@corp.example", PASSWORD, "10.0.0.1")
     assert raised.value.retry_after == 10 * 60  # the first failure leaves the window in 10 minutes
-    assert "Try again in 10 minutes" in raised.value.message
-    # Other emails are not affected.
-    with pytest.raises(AuthenticationFailed):
-        accounts.login("bob@corp.example", PASSWORD, "10.9.9.9")
+    assert (
+        raised.value.message
+        == "Too many failed sign-ins for this email from this address. Try again in 10 minutes."
+    )
+    # Neither the admin from elsewhere nor the others behind the same address (a NAT, a proxy).
+    accounts.login("alice@corp.example", PASSWORD, "10.0.0.2")
+    bob = accounts.create_admin("bob@corp.example", PASSWORD, Role.OBSERVER, None)
+    assert accounts.login("bob@corp.example", PASSWORD, "10.0.0.1").admin == bob
     clock.advance(timedelta(minutes=10) - timedelta(seconds=1))
     with pytest.raises(RateLimited):
-        accounts.login("alice@corp.example", PASSWORD, "10.9.9.9")
+        accounts.login("alice@corp.example", PASSWORD, "10.0.0.1")
     clock.advance(timedelta(seconds=1))
-    accounts.login("alice@corp.example", PASSWORD, "10.9.9.9")
+    accounts.login("alice@corp.example", PASSWORD, "10.0.0.1")
 
 
-def test_five_failures_from_a_client_address_lock_it(accounts, alice, clock) -> None:
-    for n in range(5):
+def test_an_address_failing_for_many_emails_is_locked(accounts, alice, clock) -> None:
+    for n in range(MAX_FROM_ADDRESS):
         with pytest.raises(AuthenticationFailed):
             accounts.login(f"guess{n}@corp.example", PASSWORD, "203.0.113.7")
     with pytest.raises(RateLimited) as raised:
         accounts.login("alice@corp.example", PASSWORD, "203.0.113.7")
     assert raised.value.retry_after == 15 * 60
+    assert raised.value.message.startswith("Too many failed sign-ins from this address.")
     accounts.login("alice@corp.example", PASSWORD, "203.0.113.8")  # another address may
     clock.advance(timedelta(minutes=15))
     accounts.login("alice@corp.example", PASSWORD, "203.0.113.7")
 
 
+def test_concurrent_attempts_are_counted_before_any_password_is_hashed(storage, clock) -> None:
+    """60 wrong passwords at once for one account from one address: five reach the hasher."""
+    hasher = CountingHasher()
+    accounts = AdminAccounts(storage, clock, hasher=hasher, hash_slots=HashSlots(slots=60))
+    accounts.create_admin("alice@corp.example", PASSWORD, Role.ADMIN, None)
+    hasher.verified.clear()
+    barrier = threading.Barrier(60)
+
+    def attempt(n: int) -> str:
+        barrier.wait()
+        try:
+            accounts.login("alice@corp.example", f"wrong password {n}", "10.0.0.9")
+        except RateLimited:
+            return "limited"
+        except AuthenticationFailed:
+            return "wrong"
+        return "signed in"
+
+    with ThreadPoolExecutor(60) as pool:
+        outcomes = list(pool.map(attempt, range(60)))
+    assert outcomes.count("wrong") <= MAX_FAILURES
+    assert outcomes.count("wrong") + outcomes.count("limited") == 60
+    assert len(hasher.verified) == outcomes.count("wrong")
+    with pytest.raises(RateLimited):
+        accounts.login("alice@corp.example", PASSWORD, "10.0.0.9")
+
+
+class SlowHasher(CountingHasher):
+    """Records how many hashes run at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def verify(self, hash, password) -> bool:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(0.05)
+            return super().verify(hash, password)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_at_most_two_passwords_are_hashed_at_once(storage, clock) -> None:
+    hasher = SlowHasher()
+    accounts = AdminAccounts(storage, clock, hasher=hasher, hash_slots=HashSlots(slots=2, wait=30))
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(
+            pool.map(
+                lambda n: _outcome(accounts, f"user{n}@corp.example", f"10.1.0.{n}"),
+                range(12),
+            )
+        )
+    assert outcomes == ["wrong"] * 12
+    assert hasher.most == 2
+
+
+def test_a_sign_in_that_cannot_get_a_hash_slot_is_asked_to_retry_and_not_counted(storage, clock) -> None:
+    slots = HashSlots(slots=1, wait=0.01)
+    accounts = AdminAccounts(storage, clock, hasher=CountingHasher(), hash_slots=slots)
+    accounts.create_admin("alice@corp.example", PASSWORD, Role.ADMIN, None)
+    with slots.hold(), pytest.raises(RateLimited) as raised:  # another sign-in is hashing
+        accounts.login("alice@corp.example", "wrong password", "10.0.0.1")
+    assert raised.value.message == MESSAGE_BUSY and raised.value.retry_after == 1
+    for _ in range(MAX_FAILURES - 1):  # the busy answer did not count as a failure
+        with pytest.raises(AuthenticationFailed):
+            accounts.login("alice@corp.example", "wrong password", "10.0.0.1")
+    accounts.login("alice@corp.example", PASSWORD, "10.0.0.1")
+
+
+def _outcome(accounts: AdminAccounts, email: str, client: str) -> str:
+    try:
+        accounts.login(email, "wrong password", client)
+    except RateLimited:
+        return "limited"
+    except AuthenticationFailed:
+        return "wrong"
+    return "signed in"
+
+
 def test_a_successful_sign_in_forgets_the_emails_failures(accounts, alice) -> None:
-    for _ in range(4):
-        with pytest.raises(AuthenticationFailed):
-            accounts.login("alice@corp.example", "wrong password", None)
-    accounts.login("alice@corp.example", PASSWORD, None)
-    for _ in range(4):
-        with pytest.raises(AuthenticationFailed):
-            accounts.login("alice@corp.example", "wrong password", None)
-    accounts.login("alice@corp.example", PASSWORD, None)
+    for client in (None, "10.0.0.1"):
+        for _ in range(4):
+            with pytest.raises(AuthenticationFailed):
+                accounts.login("alice@corp.example", "wrong password", client)
+        accounts.login("alice@corp.example", PASSWORD, client)
+        for _ in range(4):
+            with pytest.raises(AuthenticationFailed):
+                accounts.login("alice@corp.example", "wrong password", client)
+        accounts.login("alice@corp.example", PASSWORD, client)
 
 
 def test_login_rehashes_a_password_hashed_with_older_parameters(storage, clock) -> None:

@@ -240,25 +240,34 @@ def test_token_active_at() -> None:
 # --- failed sign-ins -------------------------------------------------------------------------
 
 
-def test_login_failures_by_email_and_by_client(storage: SQLStorage) -> None:
-    times = [T0 + timedelta(minutes=m) for m in range(4)]
+def test_login_attempts_by_email_and_address_and_by_address(storage: SQLStorage) -> None:
+    times = [T0 + timedelta(minutes=m) for m in range(5)]
     with storage.transaction() as tx:
-        tx.login_failures.add("Alice@corp.example", "10.0.0.1", at=times[0])
-        tx.login_failures.add("alice@corp.example", "10.0.0.2", at=times[1])
-        tx.login_failures.add("bob@corp.example", "10.0.0.1", at=times[2])
-        tx.login_failures.add("bob@corp.example", None, at=times[3])
+        ids = [
+            tx.login_failures.add("Alice@corp.example", "10.0.0.1", at=times[0]),
+            tx.login_failures.add("alice@corp.example", "10.0.0.2", at=times[1]),
+            tx.login_failures.add("bob@corp.example", "10.0.0.1", at=times[2]),
+            tx.login_failures.add("bob@corp.example", None, at=times[3]),
+            tx.login_failures.add("alice@corp.example", "10.0.0.1", at=times[4]),
+        ]
+    assert len(set(ids)) == 5
     with storage.transaction() as tx:
         recent = tx.login_failures.recent
-        assert recent(since=T0, email="ALICE@corp.example") == [times[1], times[0]]
-        assert recent(since=times[1], email="alice@corp.example") == [times[1]]
-        assert recent(since=T0, client="10.0.0.1") == [times[2], times[0]]
-        assert recent(since=T0, email="bob@corp.example", limit=1) == [times[3]]
+        assert recent(since=T0, email="ALICE@corp.example", client="10.0.0.1") == [times[4], times[0]]
+        assert recent(since=times[1], email="alice@corp.example", client="10.0.0.1") == [times[4]]
+        assert recent(since=T0, email="alice@corp.example", client="10.0.0.2") == [times[1]]
+        assert recent(since=T0, client="10.0.0.1") == [times[4], times[2], times[0]]
+        assert recent(since=T0, email="bob@corp.example") == [times[3]]  # no address: its own
+        assert recent(since=T0, email="bob@corp.example", client="10.0.0.1", limit=1) == [times[2]]
         assert recent(since=T0) == []
         assert recent(since=T0, client="") == []
-        assert tx.login_failures.clear("ALICE@corp.example") == 2
+        tx.login_failures.remove(ids[4])
+        assert recent(since=T0, email="alice@corp.example", client="10.0.0.1") == [times[0]]
+        assert tx.login_failures.clear("ALICE@corp.example", "10.0.0.1") == 1
+        assert recent(since=T0, email="alice@corp.example", client="10.0.0.2") == [times[1]]
+        assert tx.login_failures.clear("bob@corp.example", None) == 1
         assert recent(since=T0, client="10.0.0.1") == [times[2]]
-        assert tx.login_failures.purge(times[3]) == 1
-        assert recent(since=T0, email="bob@corp.example") == [times[3]]
+        assert tx.login_failures.purge(times[2]) == 1
 
 
 # --- settings --------------------------------------------------------------------------------

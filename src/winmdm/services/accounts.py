@@ -3,15 +3,14 @@
 Passwords are stored as argon2id hashes; tokens as the hex SHA-256 of the token (they are long
 random strings, so a fast hash is enough). A token carries a readable prefix ("wmdm_s_" for a
 session, "wmdm_a_" for an API token) so a leaked one is recognisable in logs and secret
-scanners. Failed sign-ins are counted in the database, per email and per client address, so the
-limit holds across every instance sharing it (docs/api.md).
+scanners. Failed sign-ins are counted in the database, per email and client address, so the limit
+holds across every instance sharing it (services/sign_in.py, docs/api.md).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import re
 import secrets
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from winmdm.errors import (
     NotFound,
     RateLimited,
 )
+from winmdm.services.sign_in import HashSlots, SignInLimit
 
 if TYPE_CHECKING:  # the CLI imports this module; storage (SQLAlchemy, Alembic) loads on use
     from winmdm.storage.protocols import Storage, Transaction
@@ -41,8 +41,6 @@ __all__ = [
     "ACTIVITY_DELETED_ADMIN",
     "ACTIVITY_REVOKED_API_TOKEN",
     "API_PREFIX",
-    "FAILURE_WINDOW",
-    "MAX_FAILURES",
     "MESSAGE_WRONG_CREDENTIALS",
     "MIN_PASSWORD_LENGTH",
     "SESSION_LIFETIME",
@@ -53,8 +51,6 @@ __all__ = [
 ]
 
 SESSION_LIFETIME = timedelta(hours=24)
-FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES = 5  # failed sign-ins per email, and per client address, within FAILURE_WINDOW
 TOUCH_INTERVAL = timedelta(minutes=1)
 """last_used_at is written at most this often per token: most requests only read."""
 EXPIRED_KEPT = timedelta(days=7)
@@ -105,12 +101,15 @@ class AdminAccounts:
         *,
         hasher: PasswordHasher | None = None,
         session_lifetime: timedelta = SESSION_LIFETIME,
+        hash_slots: HashSlots | None = None,
     ) -> None:
         """`hasher`: argon2id with argon2-cffi's defaults (RFC 9106 low-memory) unless given."""
         self._storage = storage
         self._clock = clock
         self._hasher = hasher or PasswordHasher()
         self._session_lifetime = session_lifetime
+        self._limit = SignInLimit(storage, clock)
+        self._slots = hash_slots or HashSlots()
 
     # -- accounts -------------------------------------------------------------------------------
 
@@ -128,7 +127,8 @@ class AdminAccounts:
             raise InvalidInput(
                 f"role must be admin, maintainer or observer, not {str(role)[:40]!r}", field="role"
             ) from None
-        password_hash = self._hasher.hash(password)  # slow on purpose: outside the transaction
+        with self._slots.hold():  # slow on purpose: outside the transaction
+            password_hash = self._hasher.hash(password)
         now = self._clock()
         with self._storage.transaction() as tx:
             admin = tx.admins.create(address, password_hash, wanted, at=now)
@@ -186,51 +186,36 @@ class AdminAccounts:
         """A 24-hour session token for the right email and password.
 
         A wrong email and a wrong password fail alike, and take about as long (an unknown email
-        is checked against a dummy hash). After MAX_FAILURES failures for the email, or from the
-        client address, within FAILURE_WINDOW: RateLimited, before the password is looked at.
+        is checked against a dummy hash). Counted before the password is looked at
+        (services/sign_in.py): too many failures for the email from this address, or from this
+        address, within the window: RateLimited.
         """
         address = (email if isinstance(email, str) else "").strip().lower()[:_MAX_EMAIL]
         secret = password if isinstance(password, str) else ""
         where = (client or "").strip()[:100] or None
+        attempt = self._limit.admit(address, where)
+        try:
+            with self._slots.hold():
+                with self._storage.transaction() as tx:
+                    found = tx.admins.credentials(address) if address else None
+                valid = self._verify(found[1] if found else None, secret)
+                rehashed = self._rehash(found[1], secret) if valid and found else None
+        except RateLimited:
+            self._limit.withdraw(attempt)
+            raise
+        if not valid or found is None:
+            self._limit.failed()
+            raise AuthenticationFailed(MESSAGE_WRONG_CREDENTIALS)
+        admin = found[0]
         now = self._clock()
         with self._storage.transaction() as tx:
-            self._check_rate(tx, address, where, now)
-            found = tx.admins.credentials(address) if address else None
-        valid = self._verify(found[1] if found else None, secret)
-        if not valid or found is None:
-            with self._storage.transaction() as tx:
-                tx.login_failures.add(address, where, at=now)
-                tx.login_failures.purge(now - FAILURE_WINDOW)
-            raise AuthenticationFailed(MESSAGE_WRONG_CREDENTIALS)
-        admin, stored_hash = found
-        rehashed = self._rehash(stored_hash, secret)
-        with self._storage.transaction() as tx:
-            tx.login_failures.clear(address)
+            self._limit.succeeded(tx, address, where)
             if rehashed is not None:
                 tx.admins.set_password_hash(admin.id, rehashed)
             # Kept a while after expiry, so a late request hears "expired" rather than "not valid".
             tx.admin_tokens.purge_expired(now - EXPIRED_KEPT)
             return self._issue(
                 tx, admin, AdminTokenKind.SESSION, "sign-in", now, now + self._session_lifetime
-            )
-
-    def _check_rate(self, tx: Transaction, email: str, client: str | None, now: datetime) -> None:
-        since = now - FAILURE_WINDOW + timedelta(microseconds=1)  # a failure ages out at exactly 15 min
-        waits = []
-        for times in (
-            tx.login_failures.recent(since=since, email=email, limit=MAX_FAILURES),
-            tx.login_failures.recent(since=since, client=client, limit=MAX_FAILURES) if client else [],
-        ):
-            if len(times) >= MAX_FAILURES:
-                # Allowed again once the oldest of the last MAX_FAILURES leaves the window.
-                waits.append((times[MAX_FAILURES - 1] + FAILURE_WINDOW - now).total_seconds())
-        if waits:
-            retry_after = max(1, math.ceil(max(waits)))
-            minutes = max(1, math.ceil(retry_after / 60))
-            raise RateLimited(
-                f"Too many failed sign-ins for this email or from this address. Try again in {minutes} "
-                f"minute{'s' if minutes != 1 else ''}.",
-                retry_after=retry_after,
             )
 
     def _verify(self, stored_hash: str | None, password: str) -> bool:

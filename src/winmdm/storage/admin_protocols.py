@@ -84,23 +84,31 @@ class AdminTokenStore(Protocol):
 
 
 class LoginFailureStore(Protocol):
-    """Failed admin sign-ins, in the database so that the limit holds across instances."""
+    """Sign-in attempts that did not succeed (yet), in the database so that the limit holds
+    across instances. An attempt is written before its password is checked (services/sign_in.py)."""
 
-    def add(self, email: str, client: str | None, *, at: datetime) -> None: ...
+    def add(self, email: str, client: str | None, *, at: datetime) -> int:
+        """Record an attempt; its id."""
+        ...
 
     def recent(
         self, *, since: datetime, email: str | None = None, client: str | None = None, limit: int = 100
     ) -> list[datetime]:
-        """When the failures for this email, or else from this client address, happened at or
-        after `since`, newest first (at most `limit`). Neither given: empty."""
+        """When the attempts for this email from this client address happened at or after
+        `since`, newest first (at most `limit`); with only `client`, from that address for any
+        email. A None client is an address of its own (unknown). Neither given: empty."""
         ...
 
-    def clear(self, email: str) -> int:
-        """Forget the email's failures (after it signed in); how many."""
+    def remove(self, attempt_id: int) -> None:
+        """Forget one attempt (refused before its password was looked at)."""
+        ...
+
+    def clear(self, email: str, client: str | None) -> int:
+        """Forget the email's attempts from this address (after it signed in); how many."""
         ...
 
     def purge(self, before: datetime) -> int:
-        """Forget failures older than `before`; how many."""
+        """Forget attempts older than `before`; how many."""
         ...
 
 

@@ -54,11 +54,18 @@ _TOUCH_TOKEN = (
 _PURGE_TOKENS = admin_tokens.delete().where(_t.expires_at < _p("before", type_=_t.expires_at.type))
 
 _f = admin_login_failures.c
-_ADD_FAILURE = admin_login_failures.insert()
+_ADD_FAILURE = admin_login_failures.insert().returning(_f.id)
+_SINCE = _f.at >= _p("since", type_=_f.at.type)
 _FAILURES = sa.select(_f.at).order_by(_f.at.desc(), _f.id.desc()).limit(_p("limit", type_=sa.Integer))
-_FAILURES_OF_EMAIL = _FAILURES.where(_f.email == _p("email"), _f.at >= _p("since", type_=_f.at.type))
-_FAILURES_OF_CLIENT = _FAILURES.where(_f.client == _p("client"), _f.at >= _p("since", type_=_f.at.type))
-_CLEAR_FAILURES = admin_login_failures.delete().where(_f.email == _p("email"))
+# A None client is an address of its own: IS NULL, never "any address".
+_OF_EMAIL_AND_CLIENT = sa.and_(_f.email == _p("email"), _f.client == _p("client"))
+_OF_EMAIL_NO_CLIENT = sa.and_(_f.email == _p("email"), _f.client.is_(None))
+_FAILURES_OF_EMAIL_AND_CLIENT = _FAILURES.where(_OF_EMAIL_AND_CLIENT, _SINCE)
+_FAILURES_OF_EMAIL_NO_CLIENT = _FAILURES.where(_OF_EMAIL_NO_CLIENT, _SINCE)
+_FAILURES_OF_CLIENT = _FAILURES.where(_f.client == _p("client"), _SINCE)
+_REMOVE_FAILURE = admin_login_failures.delete().where(_f.id == _p("attempt_id"))
+_CLEAR_FAILURES = admin_login_failures.delete().where(_OF_EMAIL_AND_CLIENT)
+_CLEAR_FAILURES_NO_CLIENT = admin_login_failures.delete().where(_OF_EMAIL_NO_CLIENT)
 _PURGE_FAILURES = admin_login_failures.delete().where(_f.at < _p("before", type_=_f.at.type))
 
 _s = app_settings.c
@@ -211,24 +218,31 @@ class SQLLoginFailureStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def add(self, email: str, client: str | None, *, at: datetime) -> None:
-        self._conn.execute(_ADD_FAILURE, {"email": normal_email(email), "client": client or None, "at": at})
+    def add(self, email: str, client: str | None, *, at: datetime) -> int:
+        row = self._conn.execute(
+            _ADD_FAILURE, {"email": normal_email(email), "client": client or None, "at": at}
+        )
+        return row.scalar_one()
 
     def recent(
         self, *, since: datetime, email: str | None = None, client: str | None = None, limit: int = 100
     ) -> list[datetime]:
+        params: dict[str, Any] = {"since": since, "limit": limit, "client": client or None}
         if email is not None:
-            rows = self._conn.execute(
-                _FAILURES_OF_EMAIL, {"email": normal_email(email), "since": since, "limit": limit}
-            )
+            params["email"] = normal_email(email)
+            statement = _FAILURES_OF_EMAIL_AND_CLIENT if client else _FAILURES_OF_EMAIL_NO_CLIENT
         elif client:
-            rows = self._conn.execute(_FAILURES_OF_CLIENT, {"client": client, "since": since, "limit": limit})
+            statement = _FAILURES_OF_CLIENT
         else:
             return []
-        return [row.at for row in rows]
+        return [row.at for row in self._conn.execute(statement, params)]
 
-    def clear(self, email: str) -> int:
-        return self._conn.execute(_CLEAR_FAILURES, {"email": normal_email(email)}).rowcount
+    def remove(self, attempt_id: int) -> None:
+        self._conn.execute(_REMOVE_FAILURE, {"attempt_id": attempt_id})
+
+    def clear(self, email: str, client: str | None) -> int:
+        params = {"email": normal_email(email), "client": client or None}
+        return self._conn.execute(_CLEAR_FAILURES if client else _CLEAR_FAILURES_NO_CLIENT, params).rowcount
 
     def purge(self, before: datetime) -> int:
         return self._conn.execute(_PURGE_FAILURES, {"before": before}).rowcount
