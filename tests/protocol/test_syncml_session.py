@@ -9,7 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.protocol.test_syncml_properties import COMMAND, HEADER, STATUS
+from tests.protocol.test_syncml_properties import COMMAND, HEADER, MESSAGE, STATUS
+from tests.vectors import family, vector
+from winmdm.errors import HostileInput, MalformedMessage
 from winmdm.protocol import syncml
 from winmdm.protocol.syncml import AlertCode, StatusCode
 from winmdm.protocol.syncml.session import (
@@ -194,3 +196,45 @@ def test_a_state_survives_its_stored_form() -> None:
     assert load_state(dump_state(state)) == state
     assert load_state(dump_state(SessionState("2B"))) == SessionState("2B")
     assert state.index()[(2, 3)].command == QueuedRef(8, "c-8")
+
+
+# -- the header alone ---------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(MESSAGE)
+def test_the_header_alone_is_the_messages_header(message) -> None:
+    built = syncml.build_message(message)
+    if built.index(b"</SyncHdr>") < syncml.reader.HEADER_WINDOW:
+        assert syncml.parse_header(built) == message.header
+
+
+def test_the_header_is_read_without_the_rest() -> None:
+    header = syncml.build_message(syncml.Message(header=REQUEST))
+    head = header[: header.index(b"<SyncBody")]
+    broken = head + b"<SyncBody>" + b"<Item/>" * 100_000 + b"&broken;"  # 700 kB, never well-formed
+    assert syncml.parse_header(broken) == REQUEST
+    with pytest.raises(MalformedMessage, match="not well-formed"):
+        syncml.parse_message(broken)
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "words"),
+    [
+        (b"", MalformedMessage, "empty"),
+        (b'<!DOCTYPE x [<!ENTITY a "b">]><SyncML/>', HostileInput, "DTD"),
+        (b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>' + b"x" * 20_000, MalformedMessage, "first"),
+        (b"<SyncHdr><SessionID>1</SessionID></SyncHdr>", MalformedMessage, "not a child of SyncML"),
+        (b'<SyncML xmlns="urn:other"><SyncHdr/></SyncML>', MalformedMessage, "namespace"),
+        (b"<SyncML><SyncHdr><<</SyncHdr>", MalformedMessage, "not well-formed"),
+    ],
+)
+def test_a_header_that_cannot_be_read_says_why(data: bytes, error: type, words: str) -> None:
+    with pytest.raises(error, match=words):
+        syncml.parse_header(data)
+
+
+@pytest.mark.parametrize("name", [n for n in family("syncml") if b"<SyncHdr" in vector(n)])
+def test_every_syncml_vector_has_its_header_read_alone(name: str) -> None:
+    data = vector(name)
+    assert syncml.parse_header(data) == syncml.parse_message(data).header

@@ -271,3 +271,28 @@ def test_nothing_new_is_sent_while_the_devices_package_goes_on(runtime, client, 
     assert next(c for c in first.commands if isinstance(c, syncml.Alert)).data == AlertCode.NEXT_MESSAGE
     last = managed.message(client, (), session_id="8A", msg_id=2)
     assert [type(c).__name__ for c in last.commands if not isinstance(c, syncml.Status)] == ["Exec"]
+
+
+def test_an_unproven_message_is_answered_from_its_header_alone(runtime, client, managed) -> None:
+    """Nothing after the SyncHdr of a stranger's message is parsed: a large body costs nothing."""
+
+    def raw(cred: bool) -> bytes:
+        header = syncml.SyncHdr(
+            session_id="9F",
+            msg_id=1,
+            target=managed.device.enrolled.management_url,
+            source=managed.device.device_id,
+            source_name=managed.name,
+            cred=managed._cred() if cred else None,
+        )
+        built = syncml.build_message(syncml.Message(header=header))
+        return built[: built.index(b"<SyncBody")] + b"<SyncBody>" + b"<Item/>" * 130_000 + b"&junk;"
+
+    url = managed.device.enrolled.management_url
+    headers = {"Content-Type": "application/vnd.syncml.dm+xml"}
+    stranger = client.post(url, content=raw(cred=False), headers=headers)
+    assert stranger.status_code == 200
+    assert _codes(syncml.parse_message(stranger.content)) == [("SyncHdr", StatusCode.MISSING_CREDENTIALS)]
+    managed.nonce = base64.b64decode(_header(syncml.parse_message(stranger.content)).chal.meta.next_nonce)
+    proven = client.post(url, content=raw(cred=True), headers=headers)  # read whole: not SyncML
+    assert proven.status_code == 400 and "not well-formed" in proven.text

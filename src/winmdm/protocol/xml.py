@@ -6,6 +6,7 @@ name because Windows is lenient about prefixes and the discovery namespace's tra
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from lxml import etree
@@ -51,6 +52,44 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = D
     if _too_deep(root, max_depth):
         raise HostileInput(f"message nests deeper than {max_depth} elements")
     return root
+
+
+def parse_leading(data: bytes, name: str, *, window: int, max_depth: int = DEFAULT_MAX_DEPTH) -> Element:
+    """The first element with local name `name`, parsed from no more than the first `window`
+    bytes of `data` with the same protections as `parse`. An incremental parser is fed up to
+    each end tag of that name in turn and stops at the first that completes the element: what
+    follows it is never read, so knowing who sent a large message costs what its header costs."""
+    head = data[:window]
+    if not head.strip():
+        raise MalformedMessage("message is empty")
+    upper = head.upper()
+    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
+        raise HostileInput("message declares a DTD or entities, which are refused")
+    parser = etree.XMLPullParser(
+        events=("end",),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    fed = 0
+    try:
+        tag = rb"(?:[\w.-]+:)?" + re.escape(name.encode())
+        for end_tag in re.finditer(rb"</" + tag + rb"\s*>|<" + tag + rb"(?:\s[^<>]*)?/>", head):
+            parser.feed(head[fed : end_tag.end()])
+            fed = end_tag.end()
+            for _event, element in parser.read_events():
+                if local(element) == name:
+                    if _too_deep(element, max_depth):
+                        raise HostileInput(f"message nests deeper than {max_depth} elements")
+                    return element
+    except etree.XMLSyntaxError as exc:
+        raise MalformedMessage(f"message is not well-formed XML: {exc.msg}") from None
+    except ValueError as exc:
+        raise MalformedMessage(f"message is not readable XML: {exc}") from None
+    raise MalformedMessage(f"message has no complete {name} in its first {window} bytes")
 
 
 _RESOURCE_LIMIT = getattr(etree.ErrorTypes, "ERR_RESOURCE_LIMIT", None)

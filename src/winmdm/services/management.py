@@ -102,9 +102,11 @@ class ManagementService:
         self._random = random_bytes
 
     def handle(self, body: bytes, *, client_cert: x509.Certificate | None = None) -> bytes:
-        """Answer one client message. MalformedMessage when it is not SyncML at all."""
-        message = syncml.parse_message(body)
-        header = message.header
+        """Answer one client message. MalformedMessage when it is not SyncML at all.
+
+        Only the SyncHdr is read until the message is proven: a stranger's message costs what
+        its header costs, whatever it carries after it."""
+        header = syncml.parse_header(body)
         now = self._clock()
         digest = hashlib.sha256(body).digest()
         with self._storage.transaction() as tx:
@@ -125,9 +127,12 @@ class ManagementService:
                 same_certificate=device.certificate == record.certificate_serial,
             )
             if verdict.proven:
+                message = syncml.parse_message(body)
                 return self._session_message(tx, message, device, record, verdict, digest, now)
-            if _unenrolls(message) and (device.certificate is not None or device.cred is CredCheck.PREVIOUS):
-                return self._unenrolled(tx, message, device, now)
+            if device.certificate is not None or device.cred is CredCheck.PREVIOUS:
+                message = syncml.parse_message(body)
+                if _unenrolls(message):
+                    return self._unenrolled(tx, message, device, now)
             return self._challenge(tx, header, device, record, verdict, continuing=record is stored)
 
     # -- who is speaking ----------------------------------------------------------------------

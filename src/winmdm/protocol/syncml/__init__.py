@@ -39,7 +39,13 @@ from winmdm.protocol.syncml.model import (
     header_status,
     reply_header,
 )
-from winmdm.protocol.syncml.reader import DEFAULT_MAX_BYTES, parse_commands, parse_fragment, parse_message
+from winmdm.protocol.syncml.reader import (
+    DEFAULT_MAX_BYTES,
+    parse_commands,
+    parse_fragment,
+    parse_header,
+    parse_message,
+)
 from winmdm.protocol.syncml.writer import build_fragment, build_message, command_size, encoded_size
 
 __all__ = [
@@ -80,6 +86,7 @@ __all__ = [
     "header_status",
     "parse_commands",
     "parse_fragment",
+    "parse_header",
     "parse_message",
     "reply_header",
     "status_code",

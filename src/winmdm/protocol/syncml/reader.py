@@ -62,6 +62,20 @@ def parse_message(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Message
     return Message(header=header, commands=_commands(body), final=xml.child(body, "Final") is not None)
 
 
+HEADER_WINDOW = 16 * 1024  # a SyncHdr (LocURIs, LocName, Cred, Meta) is well under this
+
+
+def parse_header(data: bytes, *, window: int = HEADER_WINDOW) -> SyncHdr:
+    """Only the SyncHdr of a message, read from its first `window` bytes: who sends it and how
+    it proves itself, known before the rest (up to the body limit) is parsed at all."""
+    header_el = xml.parse_leading(data, "SyncHdr", window=window)
+    root = header_el.getparent()
+    if root is None or xml.local(root) != "SyncML":
+        raise MalformedMessage("SyncHdr is not a child of SyncML")
+    _syncml(root)
+    return _header(header_el)
+
+
 def parse_fragment(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Command:
     """One command element on its own (`<Alert>`, `<Exec>`...), as CSP documents show them."""
     return _lone_command(xml.parse(data, max_bytes=max_bytes))
