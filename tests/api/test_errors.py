@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.api.conftest import API
 from winmdm.domain.admin import Role
 
@@ -101,3 +103,19 @@ def test_body_over_the_limit_is_refused_unread(server):
     )
     assert streamed.status_code == 413
     assert _shape(streamed)["code"] == "too_large"
+
+
+def test_the_docs_page_and_its_files_come_from_this_server(server):
+    page = server.client.get(API + "/docs")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources and all(s.startswith(API + "/docs/") for s in sources), sources
+    for source in sources:
+        served = server.client.get(source)
+        assert served.status_code == 200 and len(served.content) > 0, source
+    bundle = server.client.get(API + "/docs/swagger-ui-bundle.js")
+    assert (
+        bundle.headers["content-type"].startswith("text/javascript") and b"SwaggerUIBundle" in bundle.content
+    )
+    assert server.client.get(API + "/docs/other.js").json()["error"]["code"] == "not_found"

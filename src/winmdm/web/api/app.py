@@ -11,6 +11,7 @@ from winmdm.web.api import (
     agent,
     commands,
     config,
+    docs_page,
     enrollment,
     errors,
     hosts,
@@ -35,13 +36,14 @@ def create_api(runtime: Runtime) -> BodyLimit:
         description="Hosts, teams, profiles, commands, settings and GitOps of a winmdm server. "
         'Every error is {"error": {"code", "message", "field"}}.',
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # docs_page.install: Swagger UI served from this server, not a CDN
         redoc_url=None,
     )
     api.state.runtime = runtime
     for module in ROUTE_MODULES:
         api.include_router(module.api.router)
     errors.install(api)
+    docs_page.install(api, PREFIX)
     limit = runtime.config.max_body_bytes
 
     def limit_for(path: str) -> int:
