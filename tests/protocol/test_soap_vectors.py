@@ -104,6 +104,15 @@ def test_rst_requests_parse(name: str) -> None:
         assert rst.security.tokens
 
 
+def test_an_rst_without_additional_context_has_none_and_no_crash() -> None:
+    """Found by the fuzzer (tests/support/fuzz.py): a missing AdditionalContext was a TypeError."""
+    data = vector("enroll/rst_request_win10_22h2_captured.xml")
+    start = data.index(b"<ac:AdditionalContext")
+    end = data.index(b"</ac:AdditionalContext>") + len(b"</ac:AdditionalContext>")
+    rst = wstep.parse_rst(soap.parse_envelope(data[:start] + data[end:]))
+    assert rst.context.items == () and rst.context.get("DeviceID") is None
+
+
 def test_rstr_matches_vector_shape() -> None:
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     ours = wstep.build_rstr(b"<wap-provisioningdoc/>", relates_to="urn:uuid:1", activity_id="x", now=now)

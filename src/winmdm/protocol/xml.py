@@ -121,7 +121,10 @@ def namespace(el: Element) -> str:
     return etree.QName(el).namespace or ""
 
 
-def children(el: Element, name: str | None = None) -> Iterator[Element]:
+def children(el: Element | None, name: str | None = None) -> Iterator[Element]:
+    """Children with this local name (all, without one); none of an absent element."""
+    if el is None:
+        return
     for node in el:
         tag = node.tag
         if isinstance(tag, str) and (name is None or tag.rpartition("}")[2] == name):
