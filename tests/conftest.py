@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from winmdm.storage import SQLStorage, create_engine_for, migrate
+from winmdm.storage import SQLStorage, create_engine_for
 
 try:  # tests/ is a package in some layouts of this suite, a rootdir folder in others.
     from tests.databases import (
@@ -70,10 +70,21 @@ def database_url(database_kind: str, tmp_path: Path, request: pytest.FixtureRequ
 
 
 @pytest.fixture
-def storage(database_url: str) -> Iterator[SQLStorage]:
+def migrated_database_url(
+    database_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A fresh database at the newest schema (a copy of one migrated once), on each backend."""
+    postgres_url = None
+    if database_kind == "postgresql":
+        postgres_url = request.getfixturevalue("postgres_server_url")
+    with fresh_database_url(database_kind, tmp_dir=tmp_path, postgres_url=postgres_url, migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
+def storage(migrated_database_url: str) -> Iterator[SQLStorage]:
     """A migrated SQLStorage on a fresh database."""
-    engine = create_engine_for(database_url)
-    migrate(engine)
+    engine = create_engine_for(migrated_database_url)
     store = SQLStorage(engine)
     try:
         yield store

@@ -15,6 +15,7 @@ from tests.services.conftest import entra as entra
 from tests.support.device import WindowsDevice
 from tests.support.license import LicenseKeys
 from tests.support.omadm import ManagedDevice
+from tests.support.seeds import seed_data_dir
 from winmdm.config import load_config
 from winmdm.domain.admin import Role
 from winmdm.runtime import Runtime, build
@@ -31,14 +32,16 @@ def license_keys(tmp_path_factory) -> LicenseKeys:
 
 
 @pytest.fixture
-def make_runtime(tmp_path, database_url, entra, clock, license_keys) -> Iterator[Callable[..., Runtime]]:
+def make_runtime(
+    tmp_path, migrated_database_url, entra, clock, license_keys
+) -> Iterator[Callable[..., Runtime]]:
     """`make_runtime(premium=True)` builds the server as `winmdm serve` would, on this test's database."""
     built: list[Runtime] = []
 
     def make(*, premium: bool = False, **env: str) -> Runtime:
         settings = {
-            "WINMDM_DATA_DIR": str(tmp_path / "data"),
-            "WINMDM_DATABASE_URL": database_url,
+            "WINMDM_DATA_DIR": str(seed_data_dir(tmp_path / "data")),
+            "WINMDM_DATABASE_URL": migrated_database_url,
             "WINMDM_SERVER_URL": SERVER,
             "WINMDM_ENTRA_TENANT_IDS": TENANT,
             "WINMDM_ENTRA_JWKS_URL": entra.jwks_url,

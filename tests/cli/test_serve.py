@@ -150,7 +150,7 @@ def test_first_start_creates_everything_and_second_start_reuses_it(tmp_path: Pat
     data_dir = tmp_path / "data"
     assert not data_dir.exists()
 
-    server = start_server(data_dir, {}, timeout=TIMEOUT)
+    server = start_server(data_dir, {}, timeout=TIMEOUT, seeded=False)
     try:
         with server.client() as client:  # verifies the dev server certificate against the dev root
             response = client.get(server.discovery_url)

@@ -7,6 +7,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.support.entra_issuer import EntraIssuer
+from tests.support.seeds import seed_data_dir
 from winmdm.config import load_config
 from winmdm.idp.entra import EntraVerifier
 from winmdm.idp.jwks import JWKSCache
@@ -89,12 +90,12 @@ def token(entra, clock) -> Callable[..., str]:
 
 
 @pytest.fixture
-def runtime(tmp_path, database_url, entra, clock) -> Iterator[Runtime]:
+def runtime(tmp_path, migrated_database_url, entra, clock) -> Iterator[Runtime]:
     """The whole server in-process (no TLS) on this test's database, as `winmdm serve` builds it."""
     config = load_config(
         {
-            "WINMDM_DATA_DIR": str(tmp_path / "data"),
-            "WINMDM_DATABASE_URL": database_url,
+            "WINMDM_DATA_DIR": str(seed_data_dir(tmp_path / "data")),
+            "WINMDM_DATABASE_URL": migrated_database_url,
             "WINMDM_SERVER_URL": SERVER,
             "WINMDM_ENTRA_TENANT_IDS": TENANT,
             "WINMDM_ENTRA_JWKS_URL": entra.jwks_url,

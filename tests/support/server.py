@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.seeds import seed_data_dir
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -70,8 +72,14 @@ def start_server(
     timeout: float = 60,
     command: list[str] | None = None,
     preexec_fn=None,
+    port: int | None = None,
+    seeded: bool = True,
 ) -> RunningServer:
-    port = free_port()
+    """`winmdm serve` on `data_dir` (a new port unless given: a restart keeps its URL). A new
+    data folder gets the run's keys (tests/support/seeds.py) unless `seeded` is False."""
+    port = port or free_port()
+    if seeded:
+        seed_data_dir(data_dir)
     url = f"https://localhost:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WINMDM_")}
     env.update(

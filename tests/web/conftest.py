@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from tests.support.device import SOAP_HEADERS, WindowsDevice
 from tests.support.entra_issuer import EntraIssuer
+from tests.support.seeds import seed_data_dir
 from winmdm.config import load_config
 from winmdm.protocol import namespaces as ns
 from winmdm.protocol import soap, wstep, xcep
@@ -95,7 +96,7 @@ def entra() -> Iterator[EntraIssuer]:
 
 def make_client(data_dir: Path, jwks_url: str) -> tuple[TestClient, Callable[[], None]]:
     env = {
-        "WINMDM_DATA_DIR": str(data_dir),
+        "WINMDM_DATA_DIR": str(seed_data_dir(data_dir)),
         "WINMDM_SERVER_URL": SERVER_URL,
         "WINMDM_ENTRA_TENANT_IDS": TENANT,
         "WINMDM_ENTRA_JWKS_URL": jwks_url,
