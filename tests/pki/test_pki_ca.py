@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pki_builders import rsa_key
 
 from winmdm.errors import ConfigError
-from winmdm.pki.ca import DeviceCA, der, random_serial, thumbprint_sha1
+from winmdm.pki.ca import DeviceCA, der, random_serial, thumbprint_sha1, write_private_key
 
 
 def test_generated_root_is_a_ca(device_ca: DeviceCA, now) -> None:
@@ -200,3 +201,23 @@ def test_expired_ca_is_a_config_error(tmp_path: Path, now) -> None:
     DeviceCA.load_or_create(tmp_path, common_name="Test CA", now=now)
     with pytest.raises(ConfigError, match="expired"):
         DeviceCA.load_or_create(tmp_path, common_name="Test CA", now=now + timedelta(days=3653))
+
+
+def test_a_damaged_key_is_refused(tmp_path: Path, now) -> None:
+    """The key is loaded without OpenSSL's slow primality check; a signature round trip stands in."""
+    DeviceCA.load_or_create(tmp_path, common_name="Test CA", now=now)
+    key = serialization.load_pem_private_key((tmp_path / "device-ca.key").read_bytes(), password=None)
+    numbers = key.private_numbers()
+    damaged = rsa.RSAPrivateNumbers(
+        p=numbers.p,
+        q=numbers.q,
+        d=numbers.d + 2,
+        dmp1=numbers.dmp1 + 2,
+        dmq1=numbers.dmq1,
+        iqmp=numbers.iqmp,
+        public_numbers=numbers.public_numbers,
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    (tmp_path / "device-ca.key").unlink()
+    write_private_key(tmp_path / "device-ca.key", damaged)
+    with pytest.raises(ConfigError, match="is damaged"):
+        DeviceCA.load_or_create(tmp_path, common_name="Test CA", now=now)
