@@ -137,8 +137,14 @@ def _postgres_template(server_url: str) -> str:
         migrate(engine)
     finally:
         engine.dispose()
-    atexit.register(drop_postgres_database, url)
+    atexit.register(_drop_quietly, url)
     return sa.make_url(url).database or ""
+
+
+def _drop_quietly(url: str) -> None:
+    """At exit: a throwaway server may already be gone, taking the template with it."""
+    with contextlib.suppress(Exception):
+        drop_postgres_database(url)
 
 
 @contextmanager

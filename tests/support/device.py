@@ -27,6 +27,23 @@ SOAP_HEADERS = {"Content-Type": "application/soap+xml; charset=utf-8", "User-Age
 HASHES = {"2.16.840.1.101.3.4.2.1": hashes.SHA256(), "1.3.14.3.2.29": hashes.SHA1()}
 
 
+_KEYS: dict[int, list[rsa.RSAPrivateKey]] = {}
+_NEXT: dict[int, int] = {}
+_POOL = 16
+
+
+def device_key(size: int) -> rsa.RSAPrivateKey:
+    """A key pair as Windows makes for its CSR. Taken in turn from a few made once per test
+    process (RSA generation is most of an enrollment's cost, and which key a PC holds is no part
+    of the protocol); two calls in a row never give the same key."""
+    keys = _KEYS.setdefault(size, [])
+    turn = _NEXT.get(size, 0)
+    _NEXT[size] = (turn + 1) % _POOL
+    if len(keys) <= turn:
+        keys.append(rsa.generate_private_key(public_exponent=65537, key_size=size))
+    return keys[turn]
+
+
 class EnrollmentRefused(Exception):
     """The server answered with a SOAP fault, as Windows would show it."""
 
@@ -71,7 +88,7 @@ class WindowsDevice:
         found = self.discover(client, discovery_url, email=email)
         security = soap.Security(tokens=(soap.BinarySecurityToken(ns.VALUE_TYPE_JWT, token.encode()),))
         policy = self.get_policies(client, found.policy_url or found.enrollment_url, security)
-        key = rsa.generate_private_key(public_exponent=65537, key_size=max(self.key_size, 0) or 2048)
+        key = device_key(max(self.key_size, 0) or 2048)
         assert key.key_size >= policy.min_key_length
         csr = self.csr(key, HASHES[policy.hash_oid])
         reply = self._post(
@@ -106,7 +123,7 @@ class WindowsDevice:
     def renew(self, client: httpx.Client) -> x509.Certificate:
         """ROBO renewal: a PKCS#7 around a new CSR, signed with the current certificate."""
         assert self.enrolled is not None
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key = device_key(2048)
         signed = (
             pkcs7.PKCS7SignatureBuilder()
             .set_data(self.csr(key, hashes.SHA256()))
