@@ -269,3 +269,14 @@ def test_data_keeps_its_whitespace_for_chunked_objects() -> None:
     message = syncml.Message(header=header, commands=(syncml.Replace(cmd_id=2, items=(item,)),))
     parsed = syncml.parse_message(syncml.build_message(message))
     assert parsed.commands[0].items[0].data == " line 1;\n line "
+
+
+def test_a_namespace_holding_a_brace_is_a_wrong_namespace() -> None:
+    """Found by the fuzzer: lxml's QName refused such a tag with a ValueError (a 500)."""
+    data = (
+        b'<SyncML xmlns="SY}NCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto>'
+        b"<SessionID>1</SessionID><MsgID>1</MsgID><Target><LocURI>x</LocURI></Target>"
+        b"<Source><LocURI>y</LocURI></Source></SyncHdr><SyncBody><Final/></SyncBody></SyncML>"
+    )
+    with pytest.raises(MalformedMessage, match=r"namespace is 'SY\}NCML:SYNCML1\.2'"):
+        syncml.parse_header(data)

@@ -21,4 +21,5 @@ def digest(credential: str, nonce: bytes) -> str:
 
 
 def matches(credential: str, nonce: bytes, presented: str) -> bool:
-    return hmac.compare_digest(digest(credential, nonce), presented.strip())
+    """Constant-time comparison, as bytes: a Cred is whatever text the client sent."""
+    return hmac.compare_digest(digest(credential, nonce).encode(), presented.strip().encode("utf-8"))

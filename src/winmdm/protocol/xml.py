@@ -118,7 +118,12 @@ def local(el: Element) -> str:
 
 
 def namespace(el: Element) -> str:
-    return etree.QName(el).namespace or ""
+    """The namespace of an element's tag, "" for none. Split at the last "}" as `local` does:
+    a namespace URI may itself hold "}" (lxml's QName would refuse the rest as a local name)."""
+    tag = el.tag
+    if not isinstance(tag, str) or not tag.startswith("{"):
+        return ""
+    return tag[1:].rpartition("}")[0]
 
 
 def children(el: Element | None, name: str | None = None) -> Iterator[Element]:
@@ -159,7 +164,7 @@ def text(el: Element | None) -> str | None:
 def attr(el: Element, name: str) -> str | None:
     """An attribute by local name, with or without a namespace prefix (ValueType, wsse:ValueType)."""
     for key, value in el.attrib.items():
-        if etree.QName(key).localname == name:
+        if key.rpartition("}")[2] == name:
             return value.strip()
     return None
 
