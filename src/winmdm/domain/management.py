@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from winmdm.domain.models import DeviceCertificate, Enrollment, Host
 from winmdm.protocol.syncml.session import SessionState
 
 
@@ -109,6 +110,26 @@ class Inventory:
     device_name: str | None = None
     language: str | None = None
     dm_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceClaim:
+    """An active enrollment claiming a message's DeviceID, with what a management message reads
+    of it: its host, the host's inventory, its session, whether commands wait for the host."""
+
+    enrollment: Enrollment
+    host: Host
+    inventory: Inventory
+    session: MDMSession | None
+    commands_waiting: bool  # queued, or sent and not yet answered
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """All a management message needs to know before it is answered, read in one query."""
+
+    claims: tuple[DeviceClaim, ...]  # newest enrollment first
+    certificate: DeviceCertificate | None  # the record of the presented certificate, if any
 
 
 class ProfileStatus(enum.StrEnum):

@@ -127,24 +127,19 @@ def namespace(el: Element) -> str:
 
 
 def children(el: Element | None, name: str | None = None) -> Iterator[Element]:
-    """Children with this local name (all, without one); none of an absent element."""
+    """Children with this local name, in any namespace or none (all elements, without a name);
+    none of an absent element."""
     if el is None:
-        return
-    for node in el:
-        tag = node.tag
-        if isinstance(tag, str) and (name is None or tag.rpartition("}")[2] == name):
-            yield node
+        return iter(())
+    return el.iterchildren(etree.Element if name is None else "{*}" + name)
 
 
 def child(el: Element | None, name: str) -> Element | None:
-    """The first child with this local name (a plain loop: the readers call this constantly)."""
+    """The first child with this local name, in any namespace or none. lxml's tag filter runs
+    in C: the readers call this constantly."""
     if el is None:
         return None
-    for node in el:
-        tag = node.tag
-        if isinstance(tag, str) and tag.rpartition("}")[2] == name:
-            return node
-    return None
+    return next(el.iterchildren("{*}" + name), None)
 
 
 def path(el: Element | None, *names: str) -> Element | None:

@@ -61,12 +61,22 @@ class DeviceCertificates:
         """A presented certificate's record and whether it proves its device now, inside the
         caller's transaction (a management session's). AuthenticationFailed when this server
         never issued it: a stranger's certificate proves nothing and names no device."""
-        serial = format(cert.serial_number, "x")
+        return self.judge(tx, cert, tx.certificates.get(self.serial(cert)), now)
+
+    @staticmethod
+    def serial(cert: x509.Certificate) -> str:
+        """The serial a certificate is stored under."""
+        return format(cert.serial_number, "x")
+
+    def judge(
+        self, tx: Transaction, cert: x509.Certificate, record: DeviceCertificate | None, now: datetime
+    ) -> Presented:
+        """`check`, with the certificate's record already read (None: none is stored)."""
+        serial = self.serial(cert)
         if not self._issued_by_ca(cert):
             raise AuthenticationFailed(
                 f"client certificate {serial} was not issued by this server's device CA"
             )
-        record = tx.certificates.get(serial)
         if record is None:
             raise AuthenticationFailed(f"client certificate {serial} is unknown to this server")
         if record.status is not CertificateStatus.ACTIVE:

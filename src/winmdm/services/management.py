@@ -25,6 +25,8 @@ from cryptography import x509
 from winmdm.domain.management import (
     CommandKind,
     CommandReply,
+    DeviceClaim,
+    DeviceState,
     HostCommand,
     Inventory,
     MDMSession,
@@ -75,12 +77,19 @@ class ManagementSettings:
 
 @dataclass(frozen=True, slots=True)
 class _Device:
-    """The enrollment a message speaks for, and what it brought to prove it."""
+    """The enrollment a message speaks for, what is stored of it, and what it brought to prove it."""
 
-    enrollment: Enrollment
-    host: Host
+    claim: DeviceClaim
     certificate: str | None  # serial of the presented certificate, when it proves the device
     cred: CredCheck
+
+    @property
+    def enrollment(self) -> Enrollment:
+        return self.claim.enrollment
+
+    @property
+    def host(self) -> Host:
+        return self.claim.host
 
 
 class ManagementService:
@@ -106,14 +115,18 @@ class ManagementService:
 
         Only the SyncHdr is read until the message is proven: a stranger's message costs what
         its header costs, whatever it carries after it."""
-        header = syncml.parse_header(body)
+        message = _small_message(body)
+        header = message.header if message is not None else syncml.parse_header(body)
         now = self._clock()
         digest = hashlib.sha256(body).digest()
+        serial = None if client_cert is None else self._certificates.serial(client_cert)
         with self._storage.transaction() as tx:
-            device = self._identify(tx, header, client_cert, now)
+            # The one read: every claim on the DeviceID, with host, session and certificate.
+            state = tx.device_state(header.source, serial)
+            device = self._identify(tx, header, client_cert, state, now)
             if device is None:
                 return mechanics.refusal(header, StatusCode.FORBIDDEN)
-            stored = tx.sessions.get(device.enrollment.id)
+            stored = device.claim.session
             if stored is not None and _is_retry(stored, header, digest, device):
                 assert stored.response is not None
                 return stored.response  # the device retried: same answer, nothing reapplied
@@ -127,35 +140,40 @@ class ManagementService:
                 same_certificate=device.certificate == record.certificate_serial,
             )
             if verdict.proven:
-                message = syncml.parse_message(body)
+                message = message or syncml.parse_message(body)
                 return self._session_message(tx, message, device, record, verdict, digest, now)
             if device.certificate is not None or device.cred is CredCheck.PREVIOUS:
-                message = syncml.parse_message(body)
+                message = message or syncml.parse_message(body)
                 if _unenrolls(message):
                     return self._unenrolled(tx, message, device, now)
             return self._challenge(tx, header, device, record, verdict, continuing=record is stored)
 
     # -- who is speaking ----------------------------------------------------------------------
     def _identify(
-        self, tx: Transaction, header: syncml.SyncHdr, client_cert: x509.Certificate | None, now: datetime
+        self,
+        tx: Transaction,
+        header: syncml.SyncHdr,
+        client_cert: x509.Certificate | None,
+        state: DeviceState,
+        now: datetime,
     ) -> _Device | None:
         """The active enrollment the message speaks for. With a certificate, the certificate's
         own enrollment (it must claim the DeviceID of the message); without, the enrollment of
         that DeviceID whose digest the Cred matches (several PCs may claim one DeviceID:
         docs/host-identity.md). None, logged, when nobody is: the answer is 403."""
-        claims = tx.enrollments.active_by_device_id(header.source)
+        claims = state.claims
         if not claims:
             log.warning("device %r refused: no active enrollment has this DeviceID", header.source)
             return None
         certificate: str | None = None
         if client_cert is not None:
             try:
-                presented = self._certificates.check(tx, client_cert, now)
+                presented = self._certificates.judge(tx, client_cert, state.certificate, now)
             except AuthenticationFailed as exc:
                 log.warning("device %r refused: %s", header.source, exc.message)
                 return None
-            enrollment = next((e for e in claims if e.id == presented.record.enrollment_id), None)
-            if enrollment is None:
+            claim = next((c for c in claims if c.enrollment.id == presented.record.enrollment_id), None)
+            if claim is None:
                 log.warning(
                     "device %r refused: its certificate %s belongs to another device or an ended enrollment",
                     header.source,
@@ -171,14 +189,11 @@ class ManagementService:
                 )
             else:
                 certificate = presented.record.serial
-            cred = check_cred(header, enrollment)
+            cred = check_cred(header, claim.enrollment)
         else:
-            checked = [(e, check_cred(header, e)) for e in claims]
-            enrollment, cred = min(checked, key=lambda pair: _CRED_RANK[pair[1]])
-        host = tx.hosts.get(enrollment.host_id)
-        if host is None:  # deleted while the device still holds its certificate
-            return None
-        return _Device(enrollment, host, certificate, cred)
+            checked = [(c, check_cred(header, c.enrollment)) for c in claims]
+            claim, cred = min(checked, key=lambda pair: _CRED_RANK[pair[1]])
+        return _Device(claim, certificate, cred)
 
     def _session_for(
         self, record: MDMSession | None, header: syncml.SyncHdr, device: _Device, now: datetime
@@ -263,7 +278,9 @@ class ManagementService:
         reply = mechanics.Reply(header, msg_id=state.server_msg_id + 1)
         chal = self._new_nonce(tx, device.enrollment) if verdict.new_nonce else None
         reply.status(syncml.header_status(header, verdict.code, chal=chal, cmd_id=reply.cmd_id()))
-        unenrolled, updated, incoming = self._read_commands(tx, message, host, state, reply, now)
+        unenrolled, updated, incoming = self._read_commands(
+            tx, message, host, device.claim.inventory, state, reply, now
+        )
         host = updated or host
         pending = state.pending
         if incoming is not None or not message.final:
@@ -271,7 +288,7 @@ class ManagementService:
             reply.next_message()
         elif not unenrolled:
             first = record.proof is None  # the session's first proven message
-            pending = self._deliver(tx, header, host, record, reply, first, device.enrollment.id, now)
+            pending = self._deliver(tx, header, host, record, reply, first, device.claim, now)
         tx.inventory.checked_in(host.id, now)
         if not reply.commands and host.mdm_status is MDMStatus.PENDING and not unenrolled:
             host_lifecycle.turned_on(tx, host, now)
@@ -302,6 +319,7 @@ class ManagementService:
         tx: Transaction,
         message: syncml.Message,
         host: Host,
+        stored: Inventory,
         state: mechanics.SessionState,
         reply: mechanics.Reply,
         now: datetime,
@@ -341,7 +359,9 @@ class ManagementService:
             else:
                 code = StatusCode.OPTIONAL_FEATURE_NOT_SUPPORTED
             reply.status(syncml.command_status(command, code, cmd_id=reply.cmd_id(), msg_ref=header.msg_id))
-        updated = tx.inventory.record_inventory(host.id, Inventory(**reported), now) if reported else None
+        updated = None
+        if reported and (_changes(stored, reported) or "serial" in reported):
+            updated = tx.inventory.record_inventory(host.id, Inventory(**reported), now)
         if updated is not None and "serial" in reported:  # DevDetail: once per enrollment
             updated = host_lifecycle.same_pc(tx, updated, now, self._settings.merge_after)
         if incoming is not None and incoming.answering is not None:
@@ -382,7 +402,7 @@ class ManagementService:
         record: MDMSession,
         reply: mechanics.Reply,
         first: bool,
-        enrollment_id: int,
+        claim: DeviceClaim,
         now: datetime,
     ) -> tuple[mechanics.PendingChunk, ...]:
         """Add queued commands to the reply; returns the chunks of a large command still to send.
@@ -393,7 +413,11 @@ class ManagementService:
             return reply.next_chunk(record.state.pending)
         limit = header.meta.max_msg_size if header.meta and header.meta.max_msg_size else None
         budget = int(limit * 0.9) if limit else self._settings.default_max_msg_size
-        queued = tx.commands.next_for_host(host.id, record.key)  # the one hot-path query
+        enrollment_id = claim.enrollment.id
+        # Read the queue only when something waits in it: as the device state said, or queued
+        # by this very message (a hook answering a reply or an alert).
+        waiting = claim.commands_waiting or tx.commands.queued_here(host.id)
+        queued = tx.commands.next_for_host(host.id, record.key) if waiting else []
         if (
             first
             and host.mdm_status is MDMStatus.PENDING
@@ -462,6 +486,24 @@ def _is_retry(record: MDMSession, header: syncml.SyncHdr, digest: bytes, device:
         and record.state.client_msg_id == header.msg_id
         and (record.proof is not SessionProof.CERTIFICATE or device.certificate == record.certificate_serial)
     )
+
+
+def _small_message(body: bytes) -> syncml.Message | None:
+    """The whole message, when it is no longer than the header window: parsing it costs what
+    its header alone would, and is done once. None for a larger or unreadable one (the header
+    is then read alone, and the rest only once the device is proven)."""
+    if len(body) > syncml.HEADER_WINDOW:
+        return None
+    try:
+        return syncml.parse_message(body)
+    except WinMDMError:
+        return None
+
+
+def _changes(stored: Inventory, reported: dict[str, str]) -> bool:
+    """Whether the device reported a value other than the stored one (an idle check-in's
+    DevInfo usually repeats what is stored: no write then)."""
+    return any(getattr(stored, name) != value for name, value in reported.items())
 
 
 def _is_unenroll(alert: syncml.Alert) -> bool:

@@ -69,6 +69,10 @@ class CommandQueue(Protocol):
         """Queue the command for every host (ignoring hosts that already have it); how many queued."""
         ...
 
+    def queued_here(self, host_id: int) -> bool:
+        """Whether this transaction queued a command for the host (after its device state was read)."""
+        ...
+
     def next_for_host(self, host_id: int, session_key: str) -> list[HostCommand]:
         """ONE query: the host's PENDING commands, plus SENT ones from another session (that
         session broke before the device answered), oldest first (by command id). Sessions are

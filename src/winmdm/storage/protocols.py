@@ -13,6 +13,7 @@ from typing import Protocol
 
 from winmdm.domain.fleet import HostFilter, HostSummary, StatusCount, TeamFilter
 from winmdm.domain.identity import EnrollmentKind
+from winmdm.domain.management import DeviceState
 from winmdm.domain.models import (
     DeviceCertificate,
     Enrollment,
@@ -195,6 +196,12 @@ class Transaction(Protocol):
     admin_tokens: AdminTokenStore
     login_failures: LoginFailureStore
     settings: SettingStore
+
+    def device_state(self, device_id: str, certificate_serial: str | None) -> DeviceState:
+        """Every active enrollment claiming `device_id` (newest first, a bounded number) with
+        its host, inventory, session and whether commands wait for it, and the record of the
+        certificate with this serial: one read for a whole management message."""
+        ...
 
 
 class Storage(Protocol):

@@ -7,7 +7,7 @@ dataclasses; nothing outside the sql*.py modules sees a SQLAlchemy row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from winmdm.domain.fleet import HostFilter, HostSummary, StatusCount, TeamFilter
 from winmdm.domain.identity import EnrollmentKind, is_real_serial
+from winmdm.domain.management import DeviceState
 from winmdm.domain.models import (
     CertificateStatus,
     DeviceCertificate,
@@ -30,6 +31,7 @@ from winmdm.errors import Conflict, EnrollmentServerError, NotFound
 from winmdm.storage.schema import device_certificates, enrollments, hosts, teams
 from winmdm.storage.sql_admin import SQLAdminStore, SQLAdminTokenStore, SQLLoginFailureStore, SQLSettingStore
 from winmdm.storage.sql_commands import SQLCommandQueue, SQLSessionStore
+from winmdm.storage.sql_device_state import read_device_state
 from winmdm.storage.sql_fleet import delete_host, search_hosts, status_counts
 from winmdm.storage.sql_identity import (
     SQLEnrollmentSecretStore,
@@ -45,6 +47,8 @@ from winmdm.storage.sql_management import (
 )
 from winmdm.storage.sql_rows import (
     PerDialect,
+    certificate_from_row,
+    enrollment_from_row,
     host_from_row,
     host_missing,
     identifier,
@@ -60,52 +64,6 @@ class DuplicateSerial(EnrollmentServerError):
     Serials are random and issued by winmdm's CA, so a clash means a bug or a replayed request;
     the enrollment fails as a server error (MS-MDE2 s:EnrollmentServer) and can be retried.
     """
-
-
-def _enrollment(row: Mapping[str, Any]) -> Enrollment:
-    return Enrollment(
-        id=row["id"],
-        host_id=row["host_id"],
-        device_id=row["device_id"],
-        hw_dev_id=row["hw_dev_id"],
-        enrollment_type=row["enrollment_type"],
-        not_in_oobe=row["not_in_oobe"],
-        ux_initiated=row["ux_initiated"],
-        device_name=row["device_name"],
-        os_version=row["os_version"],
-        os_edition=row["os_edition"],
-        domain_name=row["domain_name"],
-        upn=row["upn"],
-        token_kind=row["token_kind"],
-        context=tuple((str(name), str(value)) for name, value in row["context"]),
-        dm_username=row["dm_username"],
-        dm_password_digest=row["dm_password_digest"],
-        dm_server_secret=row["dm_server_secret"],
-        dm_nonce=row["dm_nonce"],
-        active=bool(row["active"]),
-        created_at=row["created_at"],
-        enrollment_kind=row["enrollment_kind"],
-        end_user_username=row["end_user_username"],
-        dm_previous_nonce=row["dm_previous_nonce"],
-    )
-
-
-def _certificate(row: Mapping[str, Any]) -> DeviceCertificate:
-    return DeviceCertificate(
-        serial=row["serial"],
-        host_id=row["host_id"],
-        enrollment_id=row["enrollment_id"],
-        thumbprint=row["thumbprint"],
-        subject=row["subject"],
-        not_before=row["not_before"],
-        not_after=row["not_after"],
-        der=bytes(row["der"]),
-        status=row["status"],
-        replaces_serial=row["replaces_serial"],
-        first_used_at=row["first_used_at"],
-        revoked_at=row["revoked_at"],
-        revoked_reason=row["revoked_reason"],
-    )
 
 
 # Statements are built once, here, and run with parameter dicts: building a SQLAlchemy statement
@@ -409,22 +367,22 @@ class SQLEnrollmentStore:
                 "end_user_username": new.end_user_username,
             },
         ).one()
-        return _enrollment(row._mapping)
+        return enrollment_from_row(row._mapping)
 
     def get(self, enrollment_id: int) -> Enrollment | None:
         row = self._conn.execute(_GET_ENROLLMENT, {"enrollment_id": enrollment_id}).one_or_none()
-        return None if row is None else _enrollment(row._mapping)
+        return None if row is None else enrollment_from_row(row._mapping)
 
     def active_for_host(self, host_id: int) -> Enrollment | None:
         row = self._conn.execute(_ACTIVE_FOR_HOST, {"host_id": host_id}).one_or_none()
-        return None if row is None else _enrollment(row._mapping)
+        return None if row is None else enrollment_from_row(row._mapping)
 
     def deactivate_for_host(self, host_id: int) -> int:
         return self._conn.execute(_DEACTIVATE_FOR_HOST, {"match_host_id": host_id}).rowcount
 
     def list_for_host(self, host_id: int) -> list[Enrollment]:
         rows = self._conn.execute(_ENROLLMENTS_FOR_HOST, {"host_id": host_id})
-        return [_enrollment(row._mapping) for row in rows]
+        return [enrollment_from_row(row._mapping) for row in rows]
 
     def renew_nonce(self, enrollment_id: int, nonce: str) -> None:
         result = self._conn.execute(_RENEW_NONCE, {"match_id": enrollment_id, "new_nonce": nonce})
@@ -439,7 +397,7 @@ class SQLEnrollmentStore:
         if not device_id:
             return []
         rows = self._conn.execute(_ACTIVE_BY_DEVICE_ID, {"device_id": device_id})
-        return [_enrollment(row._mapping) for row in rows]
+        return [enrollment_from_row(row._mapping) for row in rows]
 
 
 class SQLCertificateStore:
@@ -469,15 +427,15 @@ class SQLCertificateStore:
         ).one_or_none()
         if row is None:
             raise DuplicateSerial(f"certificate serial {cert.serial} is already stored; retry the enrollment")
-        return _certificate(row._mapping)
+        return certificate_from_row(row._mapping)
 
     def get(self, serial: str) -> DeviceCertificate | None:
         row = self._conn.execute(_GET_CERTIFICATE, {"serial": serial}).one_or_none()
-        return None if row is None else _certificate(row._mapping)
+        return None if row is None else certificate_from_row(row._mapping)
 
     def list_for_host(self, host_id: int) -> list[DeviceCertificate]:
         rows = self._conn.execute(_CERTIFICATES_FOR_HOST, {"host_id": host_id})
-        return [_certificate(row._mapping) for row in rows]
+        return [certificate_from_row(row._mapping) for row in rows]
 
     def mark_first_use(self, serial: str, at: datetime) -> bool:
         result = self._conn.execute(_MARK_FIRST_USE, {"match_serial": serial, "new_first_used_at": at})
@@ -524,6 +482,11 @@ class SQLTransaction:
         self.admin_tokens = SQLAdminTokenStore(conn)
         self.login_failures = SQLLoginFailureStore(conn)
         self.settings = SQLSettingStore(conn)
+
+    def device_state(self, device_id: str, certificate_serial: str | None) -> DeviceState:
+        state, agents = read_device_state(self.connection, device_id, certificate_serial)
+        self.agent.prime(agents)
+        return state
 
 
 class SQLStorage:

@@ -146,6 +146,7 @@ class SQLCommandQueue:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._queued_here: set[int] = set()
 
     def create(
         self,
@@ -173,6 +174,7 @@ class SQLCommandQueue:
     def enqueue(self, command_id: int, host_ids: Sequence[int], at: datetime) -> int:
         if not host_ids:
             return 0
+        self._queued_here.update(host_ids)
         # One INSERT ... SELECT over the hosts that exist; ON CONFLICT skips hosts that already
         # have the command, including ones queued by a concurrent transaction.
         rows = sa.select(
@@ -195,6 +197,9 @@ class SQLCommandQueue:
             .returning(host_commands.c.host_id)
         )
         return len(self._conn.execute(statement).all())
+
+    def queued_here(self, host_id: int) -> bool:
+        return host_id in self._queued_here
 
     def next_for_host(self, host_id: int, session_key: str) -> list[HostCommand]:
         rows = self._conn.execute(_NEXT_FOR_HOST, {"host_id": host_id, "session_key": session_key})
@@ -264,7 +269,7 @@ class SQLCommandQueue:
         return [_host_command(row._mapping) for row in rows]
 
 
-def _session(row: Mapping[str, Any]) -> MDMSession:
+def session_from_row(row: Mapping[str, Any]) -> MDMSession:
     digest, response = row["request_digest"], row["response"]
     return MDMSession(
         enrollment_id=row["enrollment_id"],
@@ -287,7 +292,7 @@ class SQLSessionStore:
 
     def get(self, enrollment_id: int) -> MDMSession | None:
         row = self._conn.execute(_GET_SESSION, {"enrollment_id": enrollment_id}).one_or_none()
-        return None if row is None else _session(row._mapping)
+        return None if row is None else session_from_row(row._mapping)
 
     def save(self, session: MDMSession) -> None:
         values = {

@@ -273,10 +273,15 @@ class SQLProfileStore:
 
 
 class SQLAgentStore:
-    """AgentStore on one connection."""
+    """AgentStore on one connection. A host's status read along with a management message's
+    device state (sql_device_state.py) is answered from that read within the transaction."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._known: dict[int, HostAgent | None] = {}
+
+    def prime(self, known: dict[int, HostAgent | None]) -> None:
+        self._known.update(known)
 
     def set_package(self, package: AgentPackage) -> None:
         values = {
@@ -324,8 +329,11 @@ class SQLAgentStore:
             "updated_at": at,
         }
         upsert(self._conn, host_agent, values, keys=("host_id",))
+        self._known.pop(host_id, None)
 
     def host_status(self, host_id: int) -> HostAgent | None:
+        if host_id in self._known:
+            return self._known[host_id]
         row = self._conn.execute(_HOST_AGENT, {"host_id": host_id}).one_or_none()
         if row is None:
             return None

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from winmdm.domain.models import Host
+from winmdm.domain.models import DeviceCertificate, Enrollment, Host
 from winmdm.errors import Conflict, NotFound
 
 
@@ -72,6 +72,52 @@ def host_from_row(row: Mapping[str, Any]) -> Host:
         last_seen_at=row["last_seen_at"],
         enrollment_kind=row["enrollment_kind"],
         entra_device_id=row["entra_device_id"],
+    )
+
+
+def enrollment_from_row(row: Mapping[str, Any]) -> Enrollment:
+    return Enrollment(
+        id=row["id"],
+        host_id=row["host_id"],
+        device_id=row["device_id"],
+        hw_dev_id=row["hw_dev_id"],
+        enrollment_type=row["enrollment_type"],
+        not_in_oobe=row["not_in_oobe"],
+        ux_initiated=row["ux_initiated"],
+        device_name=row["device_name"],
+        os_version=row["os_version"],
+        os_edition=row["os_edition"],
+        domain_name=row["domain_name"],
+        upn=row["upn"],
+        token_kind=row["token_kind"],
+        context=tuple((str(name), str(value)) for name, value in row["context"]),
+        dm_username=row["dm_username"],
+        dm_password_digest=row["dm_password_digest"],
+        dm_server_secret=row["dm_server_secret"],
+        dm_nonce=row["dm_nonce"],
+        active=bool(row["active"]),
+        created_at=row["created_at"],
+        enrollment_kind=row["enrollment_kind"],
+        end_user_username=row["end_user_username"],
+        dm_previous_nonce=row["dm_previous_nonce"],
+    )
+
+
+def certificate_from_row(row: Mapping[str, Any]) -> DeviceCertificate:
+    return DeviceCertificate(
+        serial=row["serial"],
+        host_id=row["host_id"],
+        enrollment_id=row["enrollment_id"],
+        thumbprint=row["thumbprint"],
+        subject=row["subject"],
+        not_before=row["not_before"],
+        not_after=row["not_after"],
+        der=bytes(row["der"]),
+        status=row["status"],
+        replaces_serial=row["replaces_serial"],
+        first_used_at=row["first_used_at"],
+        revoked_at=row["revoked_at"],
+        revoked_reason=row["revoked_reason"],
     )
 
 

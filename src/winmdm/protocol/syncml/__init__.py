@@ -41,6 +41,7 @@ from winmdm.protocol.syncml.model import (
 )
 from winmdm.protocol.syncml.reader import (
     DEFAULT_MAX_BYTES,
+    HEADER_WINDOW,
     parse_commands,
     parse_fragment,
     parse_header,
@@ -50,6 +51,7 @@ from winmdm.protocol.syncml.writer import build_fragment, build_message, command
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "HEADER_WINDOW",
     "METINF",
     "MSFT",
     "SYNCML11",

@@ -204,7 +204,10 @@ def split(command: Command, room: int) -> list[Command] | None:
 
 class Reply:
     """The server message answering one client message: the Status for the SyncHdr and each
-    client command first, then the server's commands (protocol.md §8), sized as it grows."""
+    client command first, then the server's commands (protocol.md §8), sized as it grows.
+
+    Sizing starts with the first queued command (`place`): a reply of Statuses only, the idle
+    check-in, is built once and never measured."""
 
     def __init__(self, request: SyncHdr, msg_id: int) -> None:
         self.header = reply_header(request, msg_id=msg_id)
@@ -212,9 +215,19 @@ class Reply:
         self._statuses: list[Command] = []
         self._commands: list[Command] = []
         self._next_id = 1
-        self._size = len(build_message(Message(header=self.header, final=True)))
+        self._measured: int | None = None  # bytes of all but `_unmeasured`, once sizing began
+        self._unmeasured: list[Command] = []
         self.placed: list[Placed] = []
         self.pending: tuple[PendingChunk, ...] = ()  # chunks of a command begun in this message
+
+    @property
+    def _size(self) -> int:
+        if self._measured is None:
+            self._measured = len(build_message(Message(header=self.header, final=True)))
+        if self._unmeasured:
+            self._measured += sum(command_size(c) for c in self._unmeasured)
+            self._unmeasured.clear()
+        return self._measured
 
     @property
     def size(self) -> int:
@@ -233,7 +246,7 @@ class Reply:
     def status(self, status: Status) -> None:
         """Append a Status numbered with `cmd_id()`."""
         self._statuses.append(status)
-        self._size += command_size(status)
+        self._unmeasured.append(status)
 
     def next_message(self) -> None:
         """Ask the device for the next message of its package (Alert 1222)."""
@@ -279,7 +292,10 @@ class Reply:
 
     def _append(self, command: Command, size: int | None = None) -> None:
         self._commands.append(command)
-        self._size += command_size(command) if size is None else size
+        if size is None:
+            self._unmeasured.append(command)
+        else:
+            self._measured = self._size + size
 
 
 def refusal(request: SyncHdr, code: StatusCode | int) -> bytes:
