@@ -58,7 +58,8 @@ def test_an_idle_check_in_reads_once_and_writes_no_inventory(runtime, client, ma
     writes = [s for s in seen if not s.startswith("SELECT")]
     assert len(reads) == 1 and "FROM enrollments JOIN hosts" in reads[0]
     assert not any("UPDATE hosts SET serial" in s for s in writes)  # DevInfo as stored: no write
-    assert len(writes) <= 3  # the new nonce, last seen, the session
+    # The new nonce, last seen and the session: one statement on PostgreSQL (UPDATEs in WITH).
+    assert len(writes) == (1 if runtime.storage.engine.dialect.name == "postgresql" else 3)
     after = _host(runtime, managed)
     assert after.updated_at == before.updated_at and after.last_seen_at > before.last_seen_at
 

@@ -213,8 +213,11 @@ class ManagementService:
             updated_at=now,
         )
 
+    def _nonce(self) -> str:
+        return base64.b64encode(self._random(16)).decode("ascii")
+
     def _new_nonce(self, tx: Transaction, enrollment: Enrollment) -> syncml.Chal:
-        nonce = base64.b64encode(self._random(16)).decode("ascii")
+        nonce = self._nonce()
         tx.enrollments.renew_nonce(enrollment.id, nonce)
         return syncml.Chal.md5(nonce)
 
@@ -276,7 +279,8 @@ class ManagementService:
         host = device.host
         state = record.state
         reply = mechanics.Reply(header, msg_id=state.server_msg_id + 1)
-        chal = self._new_nonce(tx, device.enrollment) if verdict.new_nonce else None
+        nonce = self._nonce() if verdict.new_nonce else None  # stored with the session, below
+        chal = None if nonce is None else syncml.Chal.md5(nonce)
         reply.status(syncml.header_status(header, verdict.code, chal=chal, cmd_id=reply.cmd_id()))
         unenrolled, updated, incoming = self._read_commands(
             tx, message, host, device.claim.inventory, state, reply, now
@@ -289,7 +293,6 @@ class ManagementService:
         elif not unenrolled:
             first = record.proof is None  # the session's first proven message
             pending = self._deliver(tx, header, host, record, reply, first, device.claim, now)
-        tx.inventory.checked_in(host.id, now)
         if not reply.commands and host.mdm_status is MDMStatus.PENDING and not unenrolled:
             host_lifecycle.turned_on(tx, host, now)
         state = dataclasses.replace(
@@ -301,7 +304,7 @@ class ManagementService:
             incoming=incoming,
         )
         body = reply.build()
-        tx.sessions.save(
+        tx.sessions.save_answered(
             dataclasses.replace(
                 record,
                 state=state,
@@ -310,7 +313,10 @@ class ManagementService:
                 request_digest=digest,
                 response=body,
                 updated_at=now,
-            )
+            ),
+            host_id=host.id,
+            seen_at=now,
+            nonce=nonce,
         )
         return body
 

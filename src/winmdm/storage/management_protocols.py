@@ -52,6 +52,14 @@ class SessionStore(Protocol):
         """Insert or replace the enrollment's session (one row per enrollment)."""
         ...
 
+    def save_answered(
+        self, session: MDMSession, *, host_id: int, seen_at: datetime, nonce: str | None
+    ) -> None:
+        """What every answered message writes: `save(session)`, the host's last-seen time
+        (`checked_in`) and, when the answer carried one, the enrollment's new nonce
+        (`renew_nonce`). One statement where the database allows it (PostgreSQL)."""
+        ...
+
 
 class CommandQueue(Protocol):
     def create(

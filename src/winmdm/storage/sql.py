@@ -30,7 +30,7 @@ from winmdm.domain.models import (
 from winmdm.errors import Conflict, EnrollmentServerError, NotFound
 from winmdm.storage.schema import device_certificates, enrollments, hosts, teams
 from winmdm.storage.sql_admin import SQLAdminStore, SQLAdminTokenStore, SQLLoginFailureStore, SQLSettingStore
-from winmdm.storage.sql_commands import SQLCommandQueue, SQLSessionStore
+from winmdm.storage.sql_commands import RENEW_NONCE, SQLCommandQueue, SQLSessionStore
 from winmdm.storage.sql_device_state import read_device_state
 from winmdm.storage.sql_fleet import delete_host, search_hosts, status_counts
 from winmdm.storage.sql_identity import (
@@ -150,12 +150,6 @@ _DEACTIVATE_FOR_HOST = (
     enrollments.update().where(_e.host_id == _p("match_host_id"), _e.active.is_(True)).values(active=False)
 )
 _ENROLLMENTS_FOR_HOST = enrollments.select().where(_e.host_id == _p("host_id")).order_by(_e.created_at, _e.id)
-# The current nonce becomes the previous one (SET sees the row as it was before the UPDATE).
-_RENEW_NONCE = (
-    enrollments.update()
-    .where(_e.id == _p("match_id"))
-    .values(dm_nonce=_p("new_nonce"), dm_previous_nonce=_e.dm_nonce)
-)
 
 _c = device_certificates.c
 # ON CONFLICT (serial) DO NOTHING: a clash returns no row instead of failing, so the happy path
@@ -385,7 +379,7 @@ class SQLEnrollmentStore:
         return [enrollment_from_row(row._mapping) for row in rows]
 
     def renew_nonce(self, enrollment_id: int, nonce: str) -> None:
-        result = self._conn.execute(_RENEW_NONCE, {"match_id": enrollment_id, "new_nonce": nonce})
+        result = self._conn.execute(RENEW_NONCE, {"nonce_enrollment_id": enrollment_id, "nonce": nonce})
         if result.rowcount == 0:
             raise NotFound(f"enrollment {enrollment_id} does not exist; the device must enroll again")
 

@@ -24,8 +24,8 @@ from winmdm.domain.management import (
 )
 from winmdm.errors import NotFound
 from winmdm.protocol.syncml.session import dump_state, load_state
-from winmdm.storage.schema import commands, host_commands, hosts, mdm_sessions
-from winmdm.storage.sql_rows import dialect_insert, upsert
+from winmdm.storage.schema import commands, enrollments, host_commands, hosts, mdm_sessions
+from winmdm.storage.sql_rows import PerDialect, dialect_insert, insert_for_dialect, upsert
 
 
 def _command(row: Mapping[str, Any]) -> Command:
@@ -120,6 +120,42 @@ _CANCEL_PENDING = host_commands.delete().where(
     _hc.command_id == sa.select(commands.c.id).where(commands.c.uuid == _p("command_uuid")).scalar_subquery(),
 )
 _GET_SESSION = mdm_sessions.select().where(mdm_sessions.c.enrollment_id == _p("enrollment_id"))
+# What an answered message writes besides its session (SessionStore.save_answered); the nonce
+# UPDATE does nothing without a new nonce. The current nonce becomes the previous one (SET sees
+# the row as it was before the UPDATE).
+RENEW_NONCE = (
+    enrollments.update()
+    .where(
+        enrollments.c.id == _p("nonce_enrollment_id", type_=sa.Integer),
+        _p("nonce", type_=sa.Text).is_not(None),
+    )
+    .values(dm_nonce=_p("nonce", type_=sa.Text), dm_previous_nonce=enrollments.c.dm_nonce)
+)
+CHECKED_IN = (
+    hosts.update()
+    .where(hosts.c.id == _p("seen_host_id", type_=sa.Integer))
+    .values(last_seen_at=_p("seen_at", type_=hosts.c.last_seen_at.type))
+)
+_SESSION_COLUMNS = tuple(column.name for column in mdm_sessions.c)
+
+
+def _build_answered(dialect: str) -> sa.Executable:
+    """The session upsert; on PostgreSQL with the nonce and last-seen UPDATEs as CTEs, so an
+    answered message is one statement and one round trip. Its parameters are prefixed: an
+    UPDATE takes any parameter named after a column of its table into its SET clause."""
+    insert = insert_for_dialect(dialect, mdm_sessions).values(
+        {name: _p(f"session_{name}", type_=mdm_sessions.c[name].type) for name in _SESSION_COLUMNS}
+    )
+    statement = insert.on_conflict_do_update(
+        index_elements=[mdm_sessions.c.enrollment_id],
+        set_={name: insert.excluded[name] for name in _SESSION_COLUMNS if name != "enrollment_id"},
+    )
+    if dialect == "postgresql":
+        return statement.add_cte(RENEW_NONCE.cte("renewed_nonce"), CHECKED_IN.cte("seen"))
+    return statement
+
+
+_ANSWERED = PerDialect(_build_answered)
 
 
 def _host_command(row: Mapping[str, Any]) -> HostCommand:
@@ -307,3 +343,27 @@ class SQLSessionStore:
             "updated_at": session.updated_at,
         }
         upsert(self._conn, mdm_sessions, values, keys=("enrollment_id",))
+
+    def save_answered(
+        self, session: MDMSession, *, host_id: int, seen_at: datetime, nonce: str | None
+    ) -> None:
+        params = {
+            "nonce_enrollment_id": session.enrollment_id,
+            "nonce": nonce,
+            "seen_host_id": host_id,
+            "seen_at": seen_at,
+            "session_enrollment_id": session.enrollment_id,
+            "session_session_key": session.key,
+            "session_state": dump_state(session.state),
+            "session_proof": session.proof,
+            "session_certificate_serial": session.certificate_serial,
+            "session_request_digest": session.request_digest,
+            "session_response": session.response,
+            "session_started_at": session.started_at,
+            "session_updated_at": session.updated_at,
+        }
+        if self._conn.dialect.name != "postgresql":  # SQLite: no UPDATE in a WITH clause
+            if nonce is not None:
+                self._conn.execute(RENEW_NONCE, params)
+            self._conn.execute(CHECKED_IN, params)
+        self._conn.execute(_ANSWERED(self._conn), params)

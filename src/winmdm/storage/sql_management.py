@@ -31,6 +31,7 @@ from winmdm.storage.schema import (
     profiles,
     teams,
 )
+from winmdm.storage.sql_commands import CHECKED_IN
 from winmdm.storage.sql_rows import (
     host_from_row,
     host_missing,
@@ -73,11 +74,6 @@ _SET_MDM_STATUS = (
         mdm_status=_p("new_mdm_status", type_=_h.mdm_status.type),
         updated_at=_p("new_updated_at", type_=_h.updated_at.type),
     )
-)
-_CHECKED_IN = (
-    hosts.update()
-    .where(_h.id == _p("match_id"))
-    .values(last_seen_at=_p("new_last_seen_at", type_=_h.last_seen_at.type))
 )
 _INSERT_ACTIVITY = activities.insert().returning(*activities.c)
 
@@ -131,7 +127,8 @@ class SQLInventoryStore:
         )
 
     def checked_in(self, host_id: int, at: datetime) -> None:
-        self._update_host(_CHECKED_IN, {"match_id": host_id, "new_last_seen_at": at})
+        if self._conn.execute(CHECKED_IN, {"seen_host_id": host_id, "seen_at": at}).rowcount == 0:
+            raise host_missing(host_id)
 
     def _update_host(self, statement: sa.Update, params: dict[str, Any]) -> None:
         if self._conn.execute(statement, params).rowcount == 0:
