@@ -42,7 +42,9 @@ class Pace:
     async def within(self, received: int, step: Awaitable[T]) -> T:
         left = self._start + self._timeout + received / MIN_RATE - time.monotonic()
         try:
-            return await asyncio.wait_for(step, timeout=max(left, 0.001))
+            # asyncio.timeout, not wait_for: no task of its own per read (every request body).
+            async with asyncio.timeout(max(left, 0.001)):
+                return await step
         except TimeoutError:
             log.info(
                 "request body too slow: %d bytes in %.0f s; connection dropped", received, self._elapsed()
