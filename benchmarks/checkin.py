@@ -41,7 +41,7 @@ import ssl
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -449,12 +449,18 @@ class Measured:
 
 
 class Load:
-    """The client processes, started with their share of the devices."""
+    """The client processes, started with their share of the devices.
+
+    `spec["urls"]`, when given, spreads them over several servers (benchmarks/scale.py): client
+    process n talks to urls[n % len(urls)], so each device keeps one server, as behind a load
+    balancer that keeps a connection on one instance.
+    """
 
     def __init__(
         self, states: list[DeviceState], clients: int, spec: dict[str, Any], cpus: set[int] | None
     ) -> None:
         context = mp.get_context("spawn")
+        urls = spec.get("urls") or [spec["url"]]
         self._pipes = []
         self._processes = []
         for n in range(clients):
@@ -462,7 +468,7 @@ class Load:
             parent, child = context.Pipe()
             process = context.Process(
                 target=client_process,
-                args=(child, {**spec, "devices": share, "cpus": cpus}),
+                args=(child, {**spec, "url": urls[n % len(urls)], "devices": share, "cpus": cpus}),
                 name=f"checkin-client-{n}",
                 daemon=True,
             )
@@ -474,8 +480,15 @@ class Load:
                 raise SystemExit(f"client process {process.name} did not start")
 
     def round(
-        self, kind: str, seconds: float, server_pid: int, server_cpu: int | None, database_name: str | None
+        self,
+        kind: str,
+        seconds: float,
+        server_pid: int | Sequence[int],
+        server_cpu: int | None,
+        database_name: str | None,
     ) -> Measured:
+        """One timed round; with several server pids, their CPU is added up."""
+        pids = [server_pid] if isinstance(server_pid, int) else list(server_pid)
         start_at = time.monotonic() + 0.3
         end_at = start_at + seconds
         for pipe in self._pipes:
@@ -483,13 +496,13 @@ class Load:
         time.sleep(max(0.0, start_at - time.monotonic()))
         backends = backend_pids(database_name) if database_name else []
         cpu0, back0, core0 = (
-            process_cpu(server_pid),
+            sum(map(process_cpu, pids)),
             sum(map(process_cpu, backends)),
             cpu_times(server_cpu or 0),
         )
         time.sleep(max(0.0, end_at - time.monotonic()))
         cpu1, back1, core1 = (
-            process_cpu(server_pid),
+            sum(map(process_cpu, pids)),
             sum(map(process_cpu, backends)),
             cpu_times(server_cpu or 0),
         )

@@ -15,37 +15,18 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from tests.databases import fresh_database_url
 from tests.integration.conftest import TENANT
+from tests.support.delivery import RecordingDevice, raw_commands_done
 from tests.support.device import WindowsDevice
-from tests.support.omadm import ManagedDevice
 from tests.support.server import start_server
 from winmdm.domain.management import CommandKind, CommandState
 from winmdm.protocol import syncml
 from winmdm.storage import SQLStorage, create_engine_for
-from winmdm.storage.schema import commands, host_commands
 
 DEVICES = 4
 COMMANDS = 40
-
-
-class RecordingDevice(ManagedDevice):
-    """Remembers every Get it carried out, also in sessions the server's death cut short."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.executed: list[str] = []
-
-    def post(self, client, message):
-        time.sleep(0.02)  # a PC on a network: sessions take time, the kill finds some in flight
-        return super().post(client, message)
-
-    def _execute(self, command, msg_ref, next_id):
-        if isinstance(command, syncml.Get):
-            self.executed.extend(item.target or "" for item in command.items)
-        return super()._execute(command, msg_ref, next_id)
 
 
 def _queue(storage: SQLStorage, host_id: int, n: int) -> str:
@@ -58,17 +39,6 @@ def _queue(storage: SQLStorage, host_id: int, n: int) -> str:
         )
         tx.commands.enqueue(command.id, [host_id], datetime.now(UTC))
     return command_uuid
-
-
-def _done(storage: SQLStorage) -> int:
-    """Test commands the device answered (one query: polled while devices run)."""
-    query = (
-        sa.select(sa.func.count())
-        .select_from(host_commands.join(commands, host_commands.c.command_id == commands.c.id))
-        .where(host_commands.c.state == CommandState.DONE, commands.c.kind == CommandKind.RAW)
-    )
-    with storage.transaction() as tx:
-        return tx.connection.execute(query).scalar_one()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -123,11 +93,11 @@ def test_kill_9_mid_session_loses_and_duplicates_nothing(tmp_path, entra, reques
             for thread in threads:
                 thread.start()
             deadline = time.monotonic() + 60
-            while _done(storage) < total // 10 and time.monotonic() < deadline:
+            while raw_commands_done(storage) < total // 10 and time.monotonic() < deadline:
                 time.sleep(0.01)
             server.process.kill()  # SIGKILL: no shutdown, no flush, transactions cut off
             server.process.wait()
-            killed_at = _done(storage)
+            killed_at = raw_commands_done(storage)
             assert killed_at < total, "every command was done before the kill: nothing was tested"
             with storage.transaction() as tx:  # sent, not answered: the only ones that may go twice
                 in_flight = {
@@ -138,12 +108,12 @@ def test_kill_9_mid_session_loses_and_duplicates_nothing(tmp_path, entra, reques
                 }
             server = start_server(data_dir, env, port=port)
             deadline = time.monotonic() + 120
-            while _done(storage) < total and time.monotonic() < deadline:
+            while raw_commands_done(storage) < total and time.monotonic() < deadline:
                 time.sleep(0.1)
             stop.set()
             for thread in threads:
                 thread.join(timeout=30)
-            assert _done(storage) == total  # nothing lost
+            assert raw_commands_done(storage) == total  # nothing lost
             with storage.transaction() as tx:
                 for host_id, uuids in queued.items():
                     for n, command_uuid in enumerate(uuids):

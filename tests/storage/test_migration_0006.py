@@ -135,5 +135,5 @@ def test_sessions_start_over_per_enrollment_and_sent_commands_go_again(engine: s
         assert conn.execute(sa.select(HOST_COMMANDS_0005.c.session_id)).scalar_one() == "1A"
         assert conn.execute(sa.select(sa.func.count()).select_from(MDM_SESSIONS_0002)).scalar_one() == 0
 
-    migrate(engine)
+    migrate(engine, "0006_sessions_per_enrollment")
     assert current_revision(engine) == "0006_sessions_per_enrollment"
