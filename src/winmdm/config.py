@@ -11,7 +11,7 @@ import ipaddress
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +55,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_connections", "1000", "Open connections at most; more are refused with 503."),
     Setting("organization", "winmdm", "Name shown to users and used in certificate names."),
     Setting("log_level", "info", "debug, info, warning or error."),
+    Setting("log_format", "text", "text (readable lines) or json (one JSON object per line)."),
+    Setting(
+        "metrics_token",
+        "(none: /metrics needs no token)",
+        "Bearer token Prometheus must send to scrape /metrics.",
+    ),
+    Setting(
+        "metrics_listen",
+        "(none: /metrics on the main port)",
+        "host:port of a separate plain-HTTP listener for /metrics (then not served on the main port).",
+    ),
     Setting(
         "trusted_proxies",
         "(none)",
@@ -121,6 +132,9 @@ class Config:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_connections: int = 1000
+    log_format: str = "text"
+    metrics_token: str | None = field(default=None, repr=False)  # a secret: never in a repr
+    metrics_listen: tuple[str, int] | None = None  # None: /metrics is served on the main port
 
 
 def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Config:
@@ -161,6 +175,9 @@ def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Conf
     log_level = str(get("log_level", "info")).lower()
     if log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("WINMDM_LOG_LEVEL", "must be debug, info, warning or error")
+    log_format = str(get("log_format", "text")).strip().lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError("WINMDM_LOG_FORMAT", "must be text or json")
     organization = str(get("organization", "winmdm")).strip()
     if not organization or len(organization) > 64:
         raise ConfigError("WINMDM_ORGANIZATION", "must be 1 to 64 characters")
@@ -193,7 +210,35 @@ def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Conf
         header_timeout=float(_int(get("header_timeout", 10), "header_timeout", 1, 3600)),
         body_timeout=float(_int(get("body_timeout", 30), "body_timeout", 1, 3600)),
         max_connections=_int(get("max_connections", 1000), "max_connections", 10, 1_000_000),
+        log_format=log_format,
+        metrics_token=_metrics_token(get("metrics_token", "")),
+        metrics_listen=_metrics_listen(get("metrics_listen", ""), (listen_host, listen_port)),
     )
+
+
+def _metrics_token(value: Any) -> str | None:
+    """A bearer token an operator made (e.g. `openssl rand -hex 32`): long enough not to be
+    guessed, and only characters a header carries unchanged."""
+    token = str(value).strip()
+    if not token:
+        return None
+    if len(token) < 16 or not re.fullmatch(r"[A-Za-z0-9._~+/=-]+", token):
+        # The value is a secret: the message never repeats it.
+        raise ConfigError(
+            "WINMDM_METRICS_TOKEN", "must be at least 16 characters of A-Z a-z 0-9 . _ ~ + / = -"
+        )
+    return token
+
+
+def _metrics_listen(value: Any, main: tuple[str, int]) -> tuple[str, int] | None:
+    text = str(value).strip()
+    if not text:
+        return None
+    listen = _listen(text, "WINMDM_METRICS_LISTEN")
+    everywhere = {"0.0.0.0", "::"}
+    if listen[1] == main[1] and (listen[0] == main[0] or everywhere & {listen[0], main[0]}):
+        raise ConfigError("WINMDM_METRICS_LISTEN", f"port {listen[1]} is the server's own (WINMDM_LISTEN)")
+    return listen
 
 
 def _allowed_appru(value: Any) -> tuple[str, ...]:
@@ -298,10 +343,10 @@ def _server_url(value: str) -> tuple[str, str, int]:
     return value.strip().rstrip("/"), parts.hostname, port
 
 
-def _listen(value: str) -> tuple[str, int]:
+def _listen(value: str, setting: str = "WINMDM_LISTEN") -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError("WINMDM_LISTEN", f"{value!r} must be host:port, e.g. 0.0.0.0:443")
+        raise ConfigError(setting, f"{value!r} must be host:port, e.g. 0.0.0.0:443")
     return host.strip("[]"), int(port)
 
 

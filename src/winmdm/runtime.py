@@ -8,9 +8,11 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from sqlalchemy.engine import Engine
 
 from winmdm import data_dir
 from winmdm.config import Config
@@ -19,6 +21,7 @@ from winmdm.idp.enrollment_token import load_or_create_key as load_or_create_tok
 from winmdm.idp.entra import EntraVerifier
 from winmdm.idp.jwks import JWKSCache
 from winmdm.idp.oidc import OIDCClient
+from winmdm.metrics import Metrics, MetricsHooks
 from winmdm.pki.ca import DeviceCA
 from winmdm.pki.tls import ensure_dev_tls
 from winmdm.protocol.provisioning import RenewalTerms
@@ -44,6 +47,7 @@ from winmdm.services.terms import TermsOfUse
 from winmdm.storage.database import create_engine_for, current_revision, migrate
 from winmdm.storage.protocols import Storage
 from winmdm.storage.sql import SQLStorage
+from winmdm.transaction_timer import time_transactions
 
 log = logging.getLogger("winmdm")
 
@@ -92,6 +96,9 @@ class Runtime:
     bulk: EnrollmentSecrets | None = None
     oidc: OIDCClient | None = None
     clock: Callable[[], datetime] = utc_now
+    # Operations (docs/operations.md): this runtime's metrics, and the engine /readyz checks.
+    metrics: Metrics = field(default_factory=Metrics)
+    engine: Engine | None = None
 
     def close(self) -> None:
         self.storage.close()
@@ -109,6 +116,8 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
     )
     engine = create_engine_for(config.database_url)
     migrate(engine)
+    metrics = Metrics()
+    time_transactions(engine, metrics.db_transaction)
     storage = SQLStorage(engine)
     tls = _tls(config, now) if with_tls else TLSFiles(Path(), Path(), None, False)
     endpoints = Endpoints.from_server_url(config.server_url)
@@ -172,8 +181,10 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         mdm_settings=mdm_settings,
     )
     certificates = DeviceCertificates(storage=storage, ca=ca, clock=clock)
-    agent = AgentService(storage, clock, load_or_create_key(config.data_dir), config.server_url)
-    profiles = ProfileService(storage, clock)
+    agent = AgentService(
+        storage, clock, load_or_create_key(config.data_dir), config.server_url, metrics=metrics
+    )
+    profiles = ProfileService(storage, clock, metrics=metrics)
     teams = TeamService(storage, clock, profiles=profiles)
     return Runtime(
         config=config,
@@ -190,9 +201,13 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
             certificates=certificates,
             clock=clock,
             settings=ManagementSettings(merge_after=settings.merge_after),
-            hooks=[profiles, agent],
+            # The metrics hook last: it sees what profiles and agent made of each reply.
+            hooks=[profiles, agent, MetricsHooks(metrics)],
+            metrics=metrics,
         ),
-        commands=CommandService(storage=storage, clock=clock, provider_id=settings.provider_id),
+        commands=CommandService(
+            storage=storage, clock=clock, provider_id=settings.provider_id, metrics=metrics
+        ),
         agent=agent,
         profiles=profiles,
         terms=terms,
@@ -205,9 +220,11 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         hosts=HostService(storage, clock, profiles=profiles),
         teams=teams,
         activities=ActivityFeed(storage),
-        accounts=AdminAccounts(storage, clock),
+        accounts=AdminAccounts(storage, clock, metrics=metrics),
         settings=mdm_settings,
         gitops=GitOpsService(settings=mdm_settings, teams=teams, profiles=profiles, agent=agent),
+        metrics=metrics,
+        engine=engine,
     )
 
 

@@ -11,6 +11,7 @@ from winmdm.cli.api_client import APIClient, with_api
 from winmdm.cli.files import read_text
 from winmdm.cli.hosts import resolve_host
 from winmdm.cli.output import confirm, json_option, note, print_json, table, typed_confirm
+from winmdm.cli.progress import steps
 
 MAX_SYNCML_BYTES = 1024 * 1024  # the API's default body limit; the server's own check has the words
 
@@ -46,11 +47,18 @@ def _queued(host: dict[str, Any], what: str, answer: dict[str, Any], as_json: bo
 def run(host_refs: tuple[str, ...], syncml_file: Path, as_json: bool, api: APIClient) -> None:
     """Send your own SyncML commands to hosts."""
     text = read_text(syncml_file, MAX_SYNCML_BYTES)
-    hosts = [resolve_host(api, ref) for ref in host_refs]
+    # Every host is found before anything is queued: a typo queues nothing.
+    with steps("Finding hosts", len(host_refs)) as advance:
+        hosts = []
+        for ref in host_refs:
+            hosts.append(resolve_host(api, ref))
+            advance(1)
     queued = []
-    for host in hosts:
-        answer = api.post(f"/hosts/{host['id']}/commands", {"syncml": text})
-        queued.append({"host_id": host["id"], "command_uuid": answer["command_uuid"]})
+    with steps("Queuing", len(hosts)) as advance:
+        for host in hosts:
+            answer = api.post(f"/hosts/{host['id']}/commands", {"syncml": text})
+            queued.append({"host_id": host["id"], "command_uuid": answer["command_uuid"]})
+            advance(1)
     if as_json:
         print_json({"commands": queued})
         return

@@ -14,6 +14,7 @@ import click
 
 from winmdm.cli.api_client import APIClient, APIError, with_api
 from winmdm.cli.output import json_option, note, print_json, table
+from winmdm.cli.progress import working
 from winmdm.services.gitops_files import SourceMap, load_files, write_files
 
 
@@ -42,9 +43,12 @@ def apply(
     paths = [*files, *more]
     if not paths:
         raise click.UsageError("give the files: -f default.yml -f teams/*.yml")
-    loaded = load_files(paths)
+    with working(f"Reading {len(paths)} file{'s' if len(paths) != 1 else ''}"):
+        loaded = load_files(paths)
     try:
-        answer = api.post("/spec", {"spec": loaded.spec, "dry_run": dry_run})
+        # The server checks and applies the whole spec in one request (profiles, teams, MSI).
+        with working("Planning (dry run)" if dry_run else "Applying"):
+            answer = api.post("/spec", {"spec": loaded.spec, "dry_run": dry_run})
     except APIError as exc:
         raise _located(exc, loaded.sources) from None
     if as_json:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from winmdm.cli.api_client import APIClient, with_api
 from winmdm.cli.output import confirm, fields, json_option, note, print_json, table
+from winmdm.cli.progress import steps
 from winmdm.cli.teams import resolve_team, team_id, team_option, team_text
 from winmdm.errors import InvalidInput, NotFound
 
@@ -190,16 +189,11 @@ def transfer_hosts(
 def _transfer(api: APIClient, target: int, ids: list[int], *, progress: bool) -> int:
     batches = [ids[i : i + PAGE_MAX] for i in range(0, len(ids), PAGE_MAX)]
     moved = 0
-    if len(batches) <= 1 or not progress:
+    # A bar only when there is more than one batch to wait for (and a terminal to show it on).
+    with steps("Moving hosts", len(ids) if progress and len(batches) > 1 else 0) as advance:
         for batch in batches:
             moved += api.post("/hosts/transfer", {"team_id": target, "host_ids": batch})["transferred"]
-        return moved
-    columns = (TextColumn("Moving hosts"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("transfer", total=len(ids))
-        for batch in batches:
-            moved += api.post("/hosts/transfer", {"team_id": target, "host_ids": batch})["transferred"]
-            bar.advance(task, len(batch))
+            advance(len(batch))
     return moved
 
 

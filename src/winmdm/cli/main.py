@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -29,23 +30,29 @@ def cli() -> None:
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")
 def serve(config_file: Path | None) -> None:
     """Run the server (settings: WINMDM_* variables or --config; see docs/configuration.md)."""
+    from winmdm.log_format import configure as configure_logging
     from winmdm.runtime import build
     from winmdm.web.server import serve as run_server
 
     try:
         config = load_config(os.environ, config_file)
-        logging.basicConfig(
-            level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        if config.log_level != "debug":
-            # Alembic's per-start chatter would bury the one line a bad setting prints.
-            logging.getLogger("alembic").setLevel(logging.WARNING)
+        configure_logging(config.log_level, config.log_format)
         runtime = build(config)
     except WinMDMError as exc:
         click.echo(f"winmdm: {exc.message}", err=True)
         sys.exit(EXIT_CONFIG)
-    _welcome(runtime)
-    run_server(runtime)
+    if config.log_format == "json":
+        # Every line of stderr a JSON object: the welcome is one log record.
+        text = io.StringIO()
+        _welcome(runtime, Console(file=text, soft_wrap=True, markup=False, highlight=False))
+        logging.getLogger("winmdm").info(text.getvalue().rstrip())
+    else:
+        _welcome(runtime)
+    try:
+        run_server(runtime)
+    except WinMDMError as exc:  # the metrics listener's address is taken
+        click.echo(f"winmdm: {exc.message}", err=True)
+        sys.exit(EXIT_CONFIG)
 
 
 @cli.command("settings")
@@ -56,11 +63,11 @@ def list_settings() -> None:
         console.print(f"[bold]{s.env}[/bold] ({s.key}) default {s.default}\n    {s.help}")
 
 
-def _welcome(runtime) -> None:
+def _welcome(runtime, console: Console | None = None) -> None:
     cfg, ep = runtime.config, runtime.endpoints
     # No wrapping (a wrapped path or certutil command cannot be pasted) and no markup (paths may
     # hold brackets); this goes to logs as much as to terminals.
-    console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+    console = console or Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
     first = "first start: created" if runtime.ca_created else "reusing"
     console.print(f"winmdm {__version__}", style="bold", end="")
     console.print(f" ({first} {cfg.data_dir})")
@@ -73,6 +80,7 @@ def _welcome(runtime) -> None:
         )
     console.print(f"  device CA     {runtime.ca_path}")
     console.print(f"  listening on  https://{cfg.listen_host}:{cfg.listen_port}")
+    console.print(f"  metrics       {_metrics_line(cfg)}")
     console.print(f"  discovery URL {ep.discovery}")
     base = cfg.server_url.rstrip("/")
     console.print(f"  admin UI      {base}/   (REST API {base}/api/v1, end users {base}/enroll)")
@@ -94,6 +102,18 @@ def _welcome(runtime) -> None:
         "Next: on a Windows PC, Settings > Accounts > Access work or school > Connect, "
         f"or enter {ep.discovery} as the server address."
     )
+
+
+def _metrics_line(cfg) -> str:
+    """Where Prometheus scrapes, and whether it needs the token (never the token itself)."""
+    if cfg.metrics_listen is not None:
+        host, port = cfg.metrics_listen
+        where = f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+    else:
+        where = f"{cfg.server_url.rstrip('/')}/metrics"
+    if cfg.metrics_token:
+        return f"{where} (bearer token: WINMDM_METRICS_TOKEN)"
+    return f"{where} (no token: set WINMDM_METRICS_TOKEN if this address is public)"
 
 
 def _license_lines(console: Console, license) -> None:

@@ -11,6 +11,7 @@ import click
 from winmdm.cli.api_client import APIClient, with_api
 from winmdm.cli.files import read_bounded
 from winmdm.cli.output import fields, json_option, note, print_json, table, when
+from winmdm.cli.progress import chunks, transfer
 from winmdm.errors import InvalidInput
 
 TRUE = ("true", "on", "yes", "1")
@@ -164,13 +165,15 @@ def package_set(
         from winmdm.web.api.app import MAX_UPLOAD_BYTES  # here: the other commands need no FastAPI
 
         # Sent whole (up to the server's upload limit, 200 MiB), so read with that bound.
-        found = api.request(
-            "POST",
-            "/agent_package/upload",
-            params={"product_code": product_code, "version": version, "install_args": install_args},
-            content=read_bounded(msi, MAX_UPLOAD_BYTES),
-            headers={"Content-Type": "application/octet-stream"},
-        )["agent_package"]
+        data = read_bounded(msi, MAX_UPLOAD_BYTES)
+        with transfer(f"Uploading {msi.name}", len(data)) as advance:
+            found = api.request(
+                "POST",
+                "/agent_package/upload",
+                params={"product_code": product_code, "version": version, "install_args": install_args},
+                content=chunks(data, advance),
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))},
+            )["agent_package"]
     else:
         if not sha256:
             raise InvalidInput("--sha256 is required with --url: the SHA-256 of the MSI")

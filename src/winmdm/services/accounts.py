@@ -33,6 +33,7 @@ from winmdm.errors import (
 from winmdm.services.sign_in import HashSlots, SignInLimit
 
 if TYPE_CHECKING:  # the CLI imports this module; storage (SQLAlchemy, Alembic) loads on use
+    from winmdm.metrics import Metrics
     from winmdm.storage.protocols import Storage, Transaction
 
 __all__ = [
@@ -102,13 +103,14 @@ class AdminAccounts:
         hasher: PasswordHasher | None = None,
         session_lifetime: timedelta = SESSION_LIFETIME,
         hash_slots: HashSlots | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`hasher`: argon2id with argon2-cffi's defaults (RFC 9106 low-memory) unless given."""
         self._storage = storage
         self._clock = clock
         self._hasher = hasher or PasswordHasher()
         self._session_lifetime = session_lifetime
-        self._limit = SignInLimit(storage, clock)
+        self._limit = SignInLimit(storage, clock, metrics=metrics)
         self._slots = hash_slots or HashSlots()
 
     # -- accounts -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from winmdm.domain.management import (
@@ -35,6 +36,9 @@ from winmdm.pki.secret_key import load_or_create_secret_key
 from winmdm.protocol import syncml
 from winmdm.protocol.csp import msi
 from winmdm.storage.protocols import Storage, Transaction
+
+if TYPE_CHECKING:
+    from winmdm.metrics import Metrics
 
 log = logging.getLogger("winmdm.agent")
 
@@ -67,6 +71,7 @@ class AgentService:
         server_url: str,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         link_lifetime: timedelta = LINK_LIFETIME,
+        metrics: Metrics | None = None,
     ) -> None:
         if len(signing_key) < 32:
             raise ValueError("the download signing key must be at least 32 bytes")
@@ -76,6 +81,7 @@ class AgentService:
         self._base_url = server_url.rstrip("/")
         self._random = random_bytes
         self._lifetime = link_lifetime
+        self._metrics = metrics
 
     # -- admin -----------------------------------------------------------------------------------
     def set_package(
@@ -319,7 +325,7 @@ class AgentService:
                 "version": package.version,
             },
         )
-        tx.commands.enqueue(created.id, [host_id], now)
+        self._counted(CommandKind.AGENT_INSTALL, tx.commands.enqueue(created.id, [host_id], now))
         tx.agent.set_host_status(
             host_id, AgentStatus.PENDING, last_error=None, command_uuid=created.uuid, at=now
         )
@@ -335,7 +341,12 @@ class AgentService:
             uuid=self._uuid(),
             context={"install_uuid": install.command.uuid, "product_code": product_code, "purpose": purpose},
         )
-        tx.commands.enqueue(created.id, [host_id], now)
+        self._counted(CommandKind.AGENT_STATUS, tx.commands.enqueue(created.id, [host_id], now))
+
+    def _counted(self, kind: CommandKind, hosts: int) -> None:
+        """Metrics: commands queued (counted in the transaction that queues them)."""
+        if self._metrics is not None:
+            self._metrics.queued(kind, hosts)
 
     @staticmethod
     def _status_outstanding(tx: Transaction, host_id: int, install_uuid: str) -> bool:

@@ -7,14 +7,22 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from winmdm.domain.management import Command, CommandKind, HostCommand
 from winmdm.errors import InvalidInput, NotFound
 from winmdm.protocol import syncml
 from winmdm.services.inventory import INVENTORY_GETS
 from winmdm.services.syncml_input import parse_admin_syncml
-from winmdm.storage.protocols import Storage
+from winmdm.storage.protocols import Storage, Transaction
+
+if TYPE_CHECKING:
+    from winmdm.metrics import Metrics
+
+# Hosts per enqueue statement. The store binds one parameter per host; PostgreSQL's protocol
+# takes at most 65,535 parameters in a statement and SQLite 32,766, so a team's profile or a
+# bulk command for more hosts is queued in slices (in the caller's one transaction).
+ENQUEUE_BATCH = 10_000
 
 REBOOT_URI = "./Device/Vendor/MSFT/Reboot/RebootNow"
 WIPE_URIS = {
@@ -27,6 +35,14 @@ def unenroll_uri(provider_id: str) -> str:
     return f"./Vendor/MSFT/DMClient/Provider/{provider_id}/Unenroll"
 
 
+def enqueue_all(tx: Transaction, command_id: int, host_ids: Sequence[int], at: datetime) -> int:
+    """`tx.commands.enqueue` for any number of hosts (ENQUEUE_BATCH at a time); how many queued."""
+    queued = 0
+    for start in range(0, len(host_ids), ENQUEUE_BATCH):
+        queued += tx.commands.enqueue(command_id, host_ids[start : start + ENQUEUE_BATCH], at)
+    return queued
+
+
 class CommandService:
     def __init__(
         self,
@@ -35,11 +51,13 @@ class CommandService:
         clock: Callable[[], datetime],
         provider_id: str = "winmdm",
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        metrics: Metrics | None = None,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._provider_id = provider_id
         self._random = random_bytes
+        self._metrics = metrics
 
     def run_syncml(self, host_ids: Sequence[int], text: str, *, actor: str | None) -> Command:
         """An admin's own SyncML; several top-level commands run in order (wrapped in a Sequence)."""
@@ -96,10 +114,8 @@ class CommandService:
         if not host_ids:
             raise InvalidInput("choose at least one host", field="host_ids")
         now = self._clock()
+        wanted = list(dict.fromkeys(host_ids))
         with self._storage.transaction() as tx:
-            missing = [h for h in host_ids if tx.hosts.get(h) is None]
-            if missing:
-                raise NotFound(f"no host with id {missing[0]}")
             created = tx.commands.create(
                 kind,
                 syncml.build_fragment(command).decode("utf-8"),
@@ -108,7 +124,11 @@ class CommandService:
                 actor=actor,
                 context=context,
             )
-            tx.commands.enqueue(created.id, list(host_ids), now)
+            # A new command is queued once for every host that exists: fewer means an unknown
+            # host, named by one lookup per host only then (raising rolls the command back).
+            if enqueue_all(tx, created.id, wanted, now) < len(wanted):
+                missing = next(h for h in wanted if tx.hosts.get(h) is None)
+                raise NotFound(f"no host with id {missing}")
             tx.activities.add(
                 f"command_{kind.value}",
                 at=now,
@@ -117,6 +137,8 @@ class CommandService:
                 host_id=host_ids[0] if len(host_ids) == 1 else None,
                 details={"command_uuid": created.uuid, "host_ids": list(host_ids)},
             )
+        if self._metrics is not None:  # counted once committed
+            self._metrics.queued(kind, len(wanted))
         return created
 
 

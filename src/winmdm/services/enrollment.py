@@ -167,11 +167,12 @@ class EnrollmentService:
         )
 
     # -- enrollment (MS-WSTEP, MS-MDE2 §3.4) ------------------------------------------------
-    def request_token(self, rst: RequestSecurityToken) -> bytes:
-        """Answer an RST with the provisioning document, enrolling or renewing."""
+    def request_token(self, rst: RequestSecurityToken) -> EnrollmentOutcome | RenewalOutcome:
+        """Answer an RST, enrolling or renewing: the outcome's document is the answer, the rest
+        is for the caller's records (the enrollment path in the metrics, the host in the log)."""
         if rst.request_type is RequestType.RENEW or rst.is_pkcs7:
-            return self.renew(rst).document
-        return self.enroll(rst).document
+            return self.renew(rst)
+        return self.enroll(rst)
 
     def enroll(self, rst: RequestSecurityToken) -> EnrollmentOutcome:
         self._require_windows_mdm()

@@ -10,6 +10,8 @@ path it enrolled by.
 from __future__ import annotations
 
 from winmdm.domain.models import Enrollment, EnrollmentType, TokenKind
+from winmdm.protocol import namespaces as ns
+from winmdm.protocol.wstep import RequestSecurityToken, RequestType
 
 BULK = "Provisioning package (bulk)"
 BULK_ENTRA = "Provisioning package (bulk Entra join)"
@@ -62,4 +64,34 @@ def path_of(enrollment: Enrollment) -> str:
         ux_initiated=enrollment.ux_initiated,
         domain_name=enrollment.domain_name,
         bulk_aadj=bulk_aadj,
+    )
+
+
+def claimed_path(rst: RequestSecurityToken) -> str:
+    """The path an RST asks to enroll by, read from what it carries before any of it is
+    verified: how a refused enrollment is counted in the metrics (one that succeeds is counted
+    by `path_of` its record). The credential is told apart the way the enrollment service does:
+    a UsernameToken alone is a bulk secret, a JWT an Entra token, another token the sign-in
+    page's."""
+    if rst.request_type is RequestType.RENEW or rst.is_pkcs7:
+        return RENEWAL
+    security = rst.security
+    if security.username is not None and not security.tokens:
+        kind = TokenKind.BULK_SECRET
+    elif any(t.value_type == ns.VALUE_TYPE_JWT or t.data.startswith(b"eyJ") for t in security.tokens):
+        kind = TokenKind.ENTRA_JWT
+    else:
+        kind = TokenKind.ENROLLMENT_TOKEN
+    ctx = rst.context
+    try:
+        enrollment_type = EnrollmentType.parse(ctx.get("EnrollmentType"))
+    except ValueError:
+        enrollment_type = EnrollmentType.FULL
+    return enrollment_path(
+        token_kind=kind,
+        enrollment_type=enrollment_type,
+        not_in_oobe=ctx.get_bool("NotInOobe"),
+        ux_initiated=ctx.get_bool("UXInitiated"),
+        domain_name=ctx.get("DomainName"),
+        bulk_aadj=ctx.get_bool("BulkAADJ"),
     )

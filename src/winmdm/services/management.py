@@ -18,10 +18,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
 
+from winmdm import log_context
 from winmdm.domain.management import (
     CommandKind,
     CommandReply,
@@ -42,6 +43,9 @@ from winmdm.services.certificates import DeviceCertificates
 from winmdm.services.device_proof import CredCheck, Verdict, check_cred, judge
 from winmdm.services.host_identity import DEFAULT_MERGE_AFTER
 from winmdm.storage.protocols import Storage, Transaction
+
+if TYPE_CHECKING:
+    from winmdm.metrics import Metrics
 
 log = logging.getLogger("winmdm.management")
 
@@ -102,8 +106,10 @@ class ManagementService:
         settings: ManagementSettings | None = None,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         hooks: Sequence[SessionHooks] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self._hooks = tuple(hooks)
+        self._metrics = metrics
         self._storage = storage
         self._certificates = certificates
         self._clock = clock
@@ -117,6 +123,7 @@ class ManagementService:
         its header costs, whatever it carries after it."""
         message = _small_message(body)
         header = message.header if message is not None else syncml.parse_header(body)
+        log_context.bind(device=header.source[:64] or None, session=header.session_id)
         now = self._clock()
         digest = hashlib.sha256(body).digest()
         serial = None if client_cert is None else self._certificates.serial(client_cert)
@@ -126,6 +133,7 @@ class ManagementService:
             device = self._identify(tx, header, client_cert, state, now)
             if device is None:
                 return mechanics.refusal(header, StatusCode.FORBIDDEN)
+            log_context.bind(host=device.host.id)
             stored = device.claim.session
             if stored is not None and _is_retry(stored, header, digest, device):
                 assert stored.response is not None
@@ -452,6 +460,8 @@ class ManagementService:
                 cmd_ids=ids,
                 at=now,
             )
+            if self._metrics is not None:
+                self._metrics.sent(item.command.kind)
             if limit is not None and reply.size > limit:
                 log.warning("command %s is larger than the device's MaxMsgSize and cannot be split", ref.uuid)
             if reply.pending or reply.size > budget:
@@ -475,7 +485,9 @@ class ManagementService:
             uuid=str(uuid.UUID(bytes=self._random(16), version=4)),
             context={"enrollment_id": enrollment_id},
         )
-        tx.commands.enqueue(command.id, [host_id], now)
+        queued = tx.commands.enqueue(command.id, [host_id], now)
+        if self._metrics is not None:
+            self._metrics.queued(CommandKind.INVENTORY, queued)
 
 
 # Without a certificate, the enrollment whose Cred is best proven speaks (ties: the newest).

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from winmdm.domain.management import (
     Command,
@@ -30,8 +30,12 @@ from winmdm.domain.models import Host, MDMStatus
 from winmdm.errors import InvalidInput, NotFound
 from winmdm.protocol import syncml
 from winmdm.protocol.syncml import Cmd, StatusCode
+from winmdm.services.commands import enqueue_all
 from winmdm.services.syncml_input import parse_admin_syncml
 from winmdm.storage.protocols import Storage, Transaction
+
+if TYPE_CHECKING:
+    from winmdm.metrics import Metrics
 
 log = logging.getLogger("winmdm.profiles")
 
@@ -184,10 +188,12 @@ class ProfileService:
         storage: Storage,
         clock: Callable[[], datetime],
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        metrics: Metrics | None = None,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._random = random_bytes
+        self._metrics = metrics
 
     # -- admins -------------------------------------------------------------------------------------
     def add_profile(self, team_id: int | None, name: str, syncml_text: str, *, actor: str | None) -> Profile:
@@ -366,7 +372,7 @@ class ProfileService:
             now,
             actor=actor,
         )
-        tx.commands.enqueue(command.id, list(host_ids), now)
+        self._counted(CommandKind.PROFILE_REMOVE, enqueue_all(tx, command.id, list(host_ids), now))
 
     def _queue(
         self,
@@ -398,11 +404,12 @@ class ProfileService:
             {"profile_id": profile.id, "version": _version(profile), "as_replace": sorted(as_replace)},
             now,
         )
-        tx.commands.enqueue(command.id, host_ids, now)
+        self._counted(CommandKind.PROFILE, enqueue_all(tx, command.id, host_ids, now))
         for host_id in host_ids:
             tx.profiles.set_host_status(
                 host_id, profile.id, status, detail=detail, command_uuid=command.uuid, at=now
             )
+        self._status(status, len(host_ids))
 
     def _delivered(
         self,
@@ -427,6 +434,7 @@ class ProfileService:
             keep = row.status is ProfileStatus.VERIFIED  # a re-delivery: the Get decides
             status = ProfileStatus.VERIFIED if keep else ProfileStatus.VERIFYING
             tx.profiles.set_host_status(host_id, profile.id, status, detail=None, command_uuid=verify, at=now)
+            self._status(status)
             return
         done = set(command.command.context.get("as_replace", ()))
         exists = {
@@ -450,6 +458,7 @@ class ProfileService:
             command_uuid=command.command.uuid,
             at=now,
         )
+        self._status(ProfileStatus.FAILED)
 
     def _queue_verify(
         self, tx: Transaction, host_id: int, profile: Profile, plan: _Plan, now: datetime
@@ -464,7 +473,7 @@ class ProfileService:
             {"profile_id": profile.id, "version": _version(profile), "uris": uris},
             now,
         )
-        tx.commands.enqueue(command.id, [host_id], now)
+        self._counted(CommandKind.PROFILE_VERIFY, tx.commands.enqueue(command.id, [host_id], now))
         return command.uuid
 
     def _verified(
@@ -500,6 +509,17 @@ class ProfileService:
             command_uuid=command.command.uuid,
             at=now,
         )
+        self._status(status)
+
+    def _counted(self, kind: CommandKind, hosts: int) -> None:
+        """Metrics: commands queued (counted in the transaction that queues them)."""
+        if self._metrics is not None:
+            self._metrics.queued(kind, hosts)
+
+    def _status(self, status: ProfileStatus, hosts: int = 1) -> None:
+        """Metrics: host profile statuses recorded."""
+        if self._metrics is not None:
+            self._metrics.profile_status(status, hosts)
 
     def _create(
         self,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from winmdm.errors import RateLimited
 
 if TYPE_CHECKING:
+    from winmdm.metrics import Metrics
     from winmdm.storage.protocols import Storage, Transaction
 
 FAILURE_WINDOW = timedelta(minutes=15)
@@ -35,30 +36,44 @@ MESSAGE_BUSY = "The server is busy checking other sign-ins. Try again in a few s
 
 
 class SignInLimit:
-    def __init__(self, storage: Storage, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, storage: Storage, clock: Callable[[], datetime], *, metrics: Metrics | None = None
+    ) -> None:
+        """`metrics`: refused sign-ins are counted there (wrong_credentials, rate_limited), so
+        an operator sees password guessing without reading the database."""
         self._storage = storage
         self._clock = clock
+        self._metrics = metrics
 
     def admit(self, email: str, client: str | None) -> int:
         """Record an attempt and let it go on to the password check; its id. RateLimited (and
         nothing recorded) when the email, from this address, or the address, is locked."""
         now = self._clock()
-        with self._storage.transaction() as tx:
-            self._check(tx, email, client, now, own=False)  # the locked-out go no further
-        with self._storage.transaction() as tx:
-            attempt = tx.login_failures.add(email, client, at=now)
-        with self._storage.transaction() as tx:  # now every attempt committed before counts
-            try:
-                self._check(tx, email, client, now, own=True)
-            except RateLimited:
-                tx.login_failures.remove(attempt)
-                raise
+        try:
+            with self._storage.transaction() as tx:
+                self._check(tx, email, client, now, own=False)  # the locked-out go no further
+            with self._storage.transaction() as tx:
+                attempt = tx.login_failures.add(email, client, at=now)
+            with self._storage.transaction() as tx:  # now every attempt committed before counts
+                try:
+                    self._check(tx, email, client, now, own=True)
+                except RateLimited:
+                    tx.login_failures.remove(attempt)
+                    raise
+        except RateLimited:
+            self._count("rate_limited")
+            raise
         return attempt
 
     def failed(self) -> None:
         """The attempt stays as a failure; old ones are forgotten."""
+        self._count("wrong_credentials")
         with self._storage.transaction() as tx:
             tx.login_failures.purge(self._clock() - FAILURE_WINDOW)
+
+    def _count(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.login_failed(reason)
 
     def withdraw(self, attempt: int) -> None:
         """The password was never checked (the server was busy): not a failure."""

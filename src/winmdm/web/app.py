@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 
 from winmdm.runtime import Runtime
-from winmdm.web import agent_routes, enrollment_routes, management_routes, signin_routes, terms_routes, ui
+from winmdm.web import (
+    agent_routes,
+    enrollment_routes,
+    health_routes,
+    management_routes,
+    metrics_routes,
+    signin_routes,
+    terms_routes,
+    ui,
+)
 from winmdm.web.api import create_api
 from winmdm.web.api.app import PREFIX as API_PREFIX
-
-
-async def health(request: Request) -> Response:
-    return PlainTextResponse("ok")
+from winmdm.web.observability import RequestObserver
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -24,7 +31,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def create_app(runtime: Runtime) -> Starlette:
     app = Starlette(
         routes=[
-            Route("/healthz", health, methods=["GET"]),
+            *health_routes.routes(),  # /healthz (liveness) and /readyz (database, schema)
+            *metrics_routes.routes(runtime),  # /metrics, unless it has a listener of its own
             *enrollment_routes.routes(),
             *management_routes.routes(),
             *agent_routes.routes(),
@@ -34,6 +42,8 @@ def create_app(runtime: Runtime) -> Starlette:
             *ui.routes(),  # the admin pages and the end-user enrollment page
         ],
         exception_handlers={500: _server_error},
+        middleware=[Middleware(RequestObserver, metrics=runtime.metrics)],
     )
     app.state.runtime = runtime
+    app.state.readiness = health_routes.readiness_for(runtime.engine)
     return app

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from winmdm import log_context
 from winmdm.errors import HostileInput, MalformedMessage, WinMDMError
 from winmdm.runtime import Runtime
 from winmdm.services import endpoints as paths
@@ -23,10 +26,26 @@ from winmdm.web.client_cert import peer_certificate
 log = logging.getLogger("winmdm.management")
 
 SYNCML_TYPE = "application/vnd.syncml.dm+xml"
+# The check-in metric's result, by the HTTP status the message was answered with.
+_RESULTS = {
+    200: "answered",
+    400: "bad_request",
+    408: "timeout",
+    413: "too_large",
+    415: "unsupported_media_type",
+    503: "unavailable",
+}
 
 
 async def management(request: Request) -> Response:
+    """One management message (a check-in), counted by how it was answered."""
     runtime: Runtime = request.app.state.runtime
+    response = await _management(request, runtime)
+    runtime.metrics.checkin(_RESULTS.get(response.status_code, "other"))
+    return response
+
+
+async def _management(request: Request, runtime: Runtime) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != SYNCML_TYPE:
         return PlainTextResponse(f"Send OMA-DM SyncML with Content-Type {SYNCML_TYPE}.", status_code=415)
@@ -41,6 +60,8 @@ async def management(request: Request) -> Response:
         trusted_proxies=runtime.config.trusted_proxies,
         header_name=runtime.config.client_cert_header,
     )
+    if cert is not None:
+        log_context.bind(device=_common_name(cert))
     try:
         answer = await run_in_threadpool(runtime.management.handle, body, client_cert=cert)
     except MalformedMessage as exc:
@@ -54,6 +75,13 @@ async def management(request: Request) -> Response:
             "The server could not save the session; the device will retry.", status_code=503
         )
     return Response(answer, media_type=SYNCML_TYPE)
+
+
+def _common_name(cert: x509.Certificate) -> str | None:
+    """The DeviceID winmdm wrote as the certificate's CN at enrollment (as presented: the
+    service, not this, decides whether the certificate proves anything)."""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value)[:64] if names else None
 
 
 def routes() -> list[Route]:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
+from winmdm import log_context
 from winmdm.domain.admin import Principal, Role
 from winmdm.errors import AuthenticationFailed
 from winmdm.runtime import Runtime
@@ -45,6 +46,7 @@ def current_principal(request: Request) -> Principal:
         raise AuthenticationFailed(NO_TOKEN)
     principal = runtime_of(request).accounts.authenticate(token)
     request.state.principal = principal
+    log_context.bind(admin=principal.admin.email)
     return principal
 
 

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from winmdm import log_context
 from winmdm.domain.admin import Principal, Role
 from winmdm.errors import (
     AuthenticationFailed,
@@ -138,6 +139,7 @@ def admin_page(
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 notice = None if token is None else "Your session has ended. Sign in again."
                 return render.redirect("/login?next=" + quote(target, safe="/"), notice=notice)
+            log_context.bind(admin=principal.admin.email)
             page = Page(request, runtime, principal, csrf_token(runtime, token), section)
             if request.method == "POST":
                 try:
