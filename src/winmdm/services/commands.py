@@ -14,15 +14,10 @@ from winmdm.errors import InvalidInput, NotFound
 from winmdm.protocol import syncml
 from winmdm.services.inventory import INVENTORY_GETS
 from winmdm.services.syncml_input import parse_admin_syncml
-from winmdm.storage.protocols import Storage, Transaction
+from winmdm.storage.protocols import Storage
 
 if TYPE_CHECKING:
     from winmdm.metrics import Metrics
-
-# Hosts per enqueue statement. The store binds one parameter per host; PostgreSQL's protocol
-# takes at most 65,535 parameters in a statement and SQLite 32,766, so a team's profile or a
-# bulk command for more hosts is queued in slices (in the caller's one transaction).
-ENQUEUE_BATCH = 10_000
 
 REBOOT_URI = "./Device/Vendor/MSFT/Reboot/RebootNow"
 WIPE_URIS = {
@@ -33,14 +28,6 @@ WIPE_URIS = {
 
 def unenroll_uri(provider_id: str) -> str:
     return f"./Vendor/MSFT/DMClient/Provider/{provider_id}/Unenroll"
-
-
-def enqueue_all(tx: Transaction, command_id: int, host_ids: Sequence[int], at: datetime) -> int:
-    """`tx.commands.enqueue` for any number of hosts (ENQUEUE_BATCH at a time); how many queued."""
-    queued = 0
-    for start in range(0, len(host_ids), ENQUEUE_BATCH):
-        queued += tx.commands.enqueue(command_id, host_ids[start : start + ENQUEUE_BATCH], at)
-    return queued
 
 
 class CommandService:
@@ -126,7 +113,7 @@ class CommandService:
             )
             # A new command is queued once for every host that exists: fewer means an unknown
             # host, named by one lookup per host only then (raising rolls the command back).
-            if enqueue_all(tx, created.id, wanted, now) < len(wanted):
+            if tx.commands.enqueue(created.id, wanted, now) < len(wanted):
                 missing = next(h for h in wanted if tx.hosts.get(h) is None)
                 raise NotFound(f"no host with id {missing}")
             tx.activities.add(

@@ -30,7 +30,6 @@ from winmdm.domain.models import Host, MDMStatus
 from winmdm.errors import InvalidInput, NotFound
 from winmdm.protocol import syncml
 from winmdm.protocol.syncml import Cmd, StatusCode
-from winmdm.services.commands import enqueue_all
 from winmdm.services.syncml_input import parse_admin_syncml
 from winmdm.storage.protocols import Storage, Transaction
 
@@ -372,7 +371,7 @@ class ProfileService:
             now,
             actor=actor,
         )
-        self._counted(CommandKind.PROFILE_REMOVE, enqueue_all(tx, command.id, list(host_ids), now))
+        self._counted(CommandKind.PROFILE_REMOVE, tx.commands.enqueue(command.id, list(host_ids), now))
 
     def _queue(
         self,
@@ -404,11 +403,10 @@ class ProfileService:
             {"profile_id": profile.id, "version": _version(profile), "as_replace": sorted(as_replace)},
             now,
         )
-        self._counted(CommandKind.PROFILE, enqueue_all(tx, command.id, host_ids, now))
-        for host_id in host_ids:
-            tx.profiles.set_host_status(
-                host_id, profile.id, status, detail=detail, command_uuid=command.uuid, at=now
-            )
+        self._counted(CommandKind.PROFILE, tx.commands.enqueue(command.id, host_ids, now))
+        tx.profiles.set_host_statuses(
+            host_ids, profile.id, status, detail=detail, command_uuid=command.uuid, at=now
+        )
         self._status(status, len(host_ids))
 
     def _delivered(

@@ -154,6 +154,20 @@ class ProfileStore(Protocol):
         """Upsert the host's status for the profile."""
         ...
 
+    def set_host_statuses(
+        self,
+        host_ids: Sequence[int],
+        profile_id: int,
+        status: ProfileStatus,
+        *,
+        detail: str | None,
+        command_uuid: str | None,
+        at: datetime,
+    ) -> None:
+        """`set_host_status` for many hosts in one statement (a profile fanned out to a team);
+        ids of hosts that do not exist are skipped."""
+        ...
+
     def clear_host_status(self, host_id: int, profile_id: int) -> bool:
         """Forget the host's status for the profile (the host left the profile's team)."""
         ...

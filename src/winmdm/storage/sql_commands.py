@@ -25,7 +25,7 @@ from winmdm.domain.management import (
 from winmdm.errors import NotFound
 from winmdm.protocol.syncml.session import dump_state, load_state
 from winmdm.storage.schema import commands, enrollments, host_commands, hosts, mdm_sessions
-from winmdm.storage.sql_rows import PerDialect, dialect_insert, insert_for_dialect, upsert
+from winmdm.storage.sql_rows import IdList, PerDialect, insert_for_dialect, upsert
 
 
 def _command(row: Mapping[str, Any]) -> Command:
@@ -69,6 +69,36 @@ _p = sa.bindparam
 _hc = host_commands.c
 _INSERT_COMMAND = commands.insert().returning(*commands.c)
 # SENT in another session: that session broke before the device answered, send again.
+_HOST_IDS = IdList("host_ids")
+
+
+def _enqueue(dialect: str) -> sa.Executable:
+    """One INSERT ... SELECT over the hosts that exist, the ids in one parameter (any number of
+    hosts in one statement); ON CONFLICT skips hosts that already have the command, including
+    ones queued by a concurrent transaction."""
+    rows = sa.select(
+        hosts.c.id,
+        sa.bindparam("command_id", type_=sa.Integer),
+        sa.literal(CommandState.PENDING, host_commands.c.state.type),
+        sa.literal([], host_commands.c.cmd_ids.type),
+        sa.literal([], host_commands.c.replies.type),
+        sa.literal(0, sa.Integer),
+        sa.bindparam("queued_at", type_=host_commands.c.queued_at.type),
+    ).where(_HOST_IDS.contains(dialect, hosts.c.id))
+    insert = (
+        insert_for_dialect(dialect, host_commands)
+        .from_select(["host_id", "command_id", "state", "cmd_ids", "replies", "attempts", "queued_at"], rows)
+        .on_conflict_do_nothing(index_elements=["host_id", "command_id"])
+    )
+    if dialect != "postgresql":
+        return insert  # SQLite's rowcount counts the rows inserted
+    # Psycopg reports rowcount -1 for INSERT ... SELECT: the database counts the returned rows
+    # (a fan-out to 100,000 hosts would otherwise send 100,000 ids back).
+    queued = insert.returning(host_commands.c.host_id).cte("queued")
+    return sa.select(sa.func.count()).select_from(queued)
+
+
+_ENQUEUE = PerDialect(_enqueue)
 _NEXT_FOR_HOST = _SELECT.where(
     _hc.host_id == _p("host_id"),
     sa.or_(
@@ -211,28 +241,10 @@ class SQLCommandQueue:
         if not host_ids:
             return 0
         self._queued_here.update(host_ids)
-        # One INSERT ... SELECT over the hosts that exist; ON CONFLICT skips hosts that already
-        # have the command, including ones queued by a concurrent transaction.
-        rows = sa.select(
-            hosts.c.id,
-            sa.literal(command_id, sa.Integer),
-            sa.literal(CommandState.PENDING, host_commands.c.state.type),
-            sa.literal([], host_commands.c.cmd_ids.type),
-            sa.literal([], host_commands.c.replies.type),
-            sa.literal(0, sa.Integer),
-            sa.literal(at, host_commands.c.queued_at.type),
-        ).where(hosts.c.id.in_(sorted(set(host_ids))))
-        statement = (
-            dialect_insert(self._conn, host_commands)
-            .from_select(
-                ["host_id", "command_id", "state", "cmd_ids", "replies", "attempts", "queued_at"],
-                rows,
-            )
-            .on_conflict_do_nothing(index_elements=["host_id", "command_id"])
-            # Count the returned rows: psycopg reports rowcount -1 for this INSERT ... SELECT.
-            .returning(host_commands.c.host_id)
-        )
-        return len(self._conn.execute(statement).all())
+        ids = _HOST_IDS.value(self._conn, host_ids)
+        values = {"command_id": command_id, "queued_at": at, "host_ids": ids}
+        result = self._conn.execute(_ENQUEUE(self._conn), values)
+        return int(result.scalar_one()) if result.returns_rows else result.rowcount
 
     def queued_here(self, host_id: int) -> bool:
         return host_id in self._queued_here

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,9 +33,12 @@ from winmdm.storage.schema import (
 )
 from winmdm.storage.sql_commands import CHECKED_IN
 from winmdm.storage.sql_rows import (
+    IdList,
+    PerDialect,
     host_from_row,
     host_missing,
     identifier,
+    insert_for_dialect,
     keep_if_null,
     team_missing,
     upsert,
@@ -79,6 +82,30 @@ _INSERT_ACTIVITY = activities.insert().returning(*activities.c)
 
 
 # Read on every check-in by the agent package's session hook: built once.
+_PROFILE_HOSTS = IdList("host_ids")
+
+
+def _set_host_statuses(dialect: str) -> sa.Executable:
+    """One upsert of the profile's status for every listed host that exists (ids in one parameter)."""
+    rows = sa.select(
+        hosts.c.id,
+        _p("profile_id", type_=sa.Integer),
+        _p("status", type_=host_profiles.c.status.type),
+        _p("detail", type_=sa.Text),
+        _p("command_uuid", type_=host_profiles.c.command_uuid.type),
+        _p("updated_at", type_=host_profiles.c.updated_at.type),
+    ).where(_PROFILE_HOSTS.contains(dialect, hosts.c.id))
+    statement = insert_for_dialect(dialect, host_profiles).from_select(
+        ["host_id", "profile_id", "status", "detail", "command_uuid", "updated_at"], rows
+    )
+    changed = ("status", "detail", "command_uuid", "updated_at")
+    return statement.on_conflict_do_update(
+        index_elements=[host_profiles.c.host_id, host_profiles.c.profile_id],
+        set_={name: statement.excluded[name] for name in changed},
+    )
+
+
+_SET_HOST_STATUSES = PerDialect(_set_host_statuses)
 _HOST_AGENT = host_agent.select().where(host_agent.c.host_id == sa.bindparam("host_id"))
 
 
@@ -243,6 +270,28 @@ class SQLProfileStore:
             "updated_at": at,
         }
         upsert(self._conn, host_profiles, values, keys=("host_id", "profile_id"))
+
+    def set_host_statuses(
+        self,
+        host_ids: Sequence[int],
+        profile_id: int,
+        status: ProfileStatus,
+        *,
+        detail: str | None,
+        command_uuid: str | None,
+        at: datetime,
+    ) -> None:
+        if not host_ids:
+            return
+        values = {
+            "host_ids": _PROFILE_HOSTS.value(self._conn, host_ids),
+            "profile_id": profile_id,
+            "status": status,
+            "detail": detail,
+            "command_uuid": command_uuid,
+            "updated_at": at,
+        }
+        self._conn.execute(_SET_HOST_STATUSES(self._conn), values)
 
     def clear_host_status(self, host_id: int, profile_id: int) -> bool:
         result = self._conn.execute(

@@ -121,6 +121,31 @@ def certificate_from_row(row: Mapping[str, Any]) -> DeviceCertificate:
     )
 
 
+class IdList:
+    """A list of ids as ONE bound parameter, for `column IN <list>` with any number of ids.
+
+    One parameter per id would stop at the driver's limit (PostgreSQL's protocol takes 65,535
+    parameters, SQLite 32,766) and makes the database parse and plan a new statement for every
+    list length. PostgreSQL takes an integer array (`= ANY(:ids)`); SQLite a JSON array it reads
+    with json_each (built in since 3.38). `IdList.value` turns the ids into what the parameter
+    wants on the connection's dialect.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def contains(self, dialect: str, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        if dialect == "postgresql":
+            return column == sa.any_(sa.bindparam(self.name, type_=postgresql.ARRAY(sa.Integer)))
+        each = sa.func.json_each(sa.bindparam(self.name, type_=sa.Text)).table_valued("value")
+        return column.in_(sa.select(each.c.value))
+
+    def value(self, conn: Connection, ids: Sequence[int]) -> Any:
+        if conn.dialect.name == "postgresql":
+            return [int(i) for i in ids]
+        return "[" + ",".join(str(int(i)) for i in ids) + "]"
+
+
 def dialect_insert(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
     """INSERT with ON CONFLICT support; both backends spell it the same way in SQL."""
     return insert_for_dialect(conn.dialect.name, table)
