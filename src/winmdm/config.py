@@ -49,7 +49,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("poll_schedule", "3x5,15x8,480", "DMClient poll schedule: MINxCOUNT,MINxCOUNT,MIN."),
     Setting("certificate_days", "365", "Lifetime of issued device certificates, in days."),
     Setting("renewal_days", "42", "Days before expiry when Windows renews its certificate."),
-    Setting("max_body_bytes", "1048576", "Largest request body accepted on the device endpoints."),
+    Setting(
+        "max_body_bytes",
+        "1048576",
+        "Largest request body accepted on the device endpoints and osquery's log and distributed write.",
+    ),
     Setting("header_timeout", "10", "Seconds a client has to send a request's headers."),
     Setting("body_timeout", "30", "Seconds a request body may take (longer ones at 16 KiB/s at least)."),
     Setting("max_connections", "1000", "Open connections at most; more are refused with 503."),

@@ -39,7 +39,10 @@ from winmdm.services.enrollment import EnrollmentService, EnrollmentSettings
 from winmdm.services.gitops import GitOpsService
 from winmdm.services.hosts import HostService
 from winmdm.services.license import load_license, public_key_from_file
+from winmdm.services.live_queries import LiveQueries
 from winmdm.services.management import ManagementService, ManagementSettings
+from winmdm.services.osquery import OsqueryAgents
+from winmdm.services.policies import PolicyService
 from winmdm.services.profiles import ProfileService
 from winmdm.services.settings import SettingsService
 from winmdm.services.teams import TeamService
@@ -90,6 +93,10 @@ class Runtime:
     accounts: AdminAccounts
     settings: SettingsService
     gitops: GitOpsService
+    # The agent channel: osquery's TLS remote API and live queries (docs/agent-channel.md).
+    osquery: OsqueryAgents
+    live_queries: LiveQueries
+    policies: PolicyService
     # The sign-in page of MDM-only enrollment (web/signin_routes.py); oidc is None when not set up.
     enrollment_tokens: EnrollmentTokens | None = None
     deep_links: DeepLinks | None = None
@@ -186,6 +193,7 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
     )
     profiles = ProfileService(storage, clock, metrics=metrics)
     teams = TeamService(storage, clock, profiles=profiles)
+    policies = PolicyService(storage, clock)
     return Runtime(
         config=config,
         storage=storage,
@@ -222,7 +230,12 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         activities=ActivityFeed(storage),
         accounts=AdminAccounts(storage, clock, metrics=metrics),
         settings=mdm_settings,
-        gitops=GitOpsService(settings=mdm_settings, teams=teams, profiles=profiles, agent=agent),
+        gitops=GitOpsService(
+            settings=mdm_settings, teams=teams, profiles=profiles, agent=agent, policies=policies
+        ),
+        osquery=OsqueryAgents(storage, clock, merge_after=settings.merge_after),
+        live_queries=LiveQueries(storage, clock),
+        policies=policies,
         metrics=metrics,
         engine=engine,
     )

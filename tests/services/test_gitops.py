@@ -16,6 +16,7 @@ from winmdm.services.agent import AgentService
 from winmdm.services.gitops import GitOpsService, Plan
 from winmdm.services.gitops_files import load_files, write_files
 from winmdm.services.license import FREE, License, Tier
+from winmdm.services.policies import PolicyService
 from winmdm.services.profiles import ProfileService
 from winmdm.services.settings import (
     MESSAGE_MANUAL_WHILE_MIGRATION,
@@ -50,6 +51,7 @@ class Server:
     agent: AgentService
     storage: object
     admin: Principal
+    policies: PolicyService | None = None
 
     def apply(self, spec: dict, *, dry_run: bool = False) -> Plan:
         return self.gitops.apply(copy.deepcopy(spec), dry_run=dry_run, actor=self.admin)
@@ -73,10 +75,20 @@ def make_server(storage):
         teams = TeamService(storage, clock, profiles=profiles)
         agent = AgentService(storage, clock, b"k" * 32, "https://mdm.example.com")
         settings = SettingsService(storage, clock, license, sign_in_configured=True)
-        gitops = GitOpsService(settings=settings, teams=teams, profiles=profiles, agent=agent)
+        policies = PolicyService(storage, clock)
+        gitops = GitOpsService(
+            settings=settings, teams=teams, profiles=profiles, agent=agent, policies=policies
+        )
         admin = Admin(id=1, email="admin@example.com", role=Role.ADMIN, created_at=clock())
         return Server(
-            gitops, settings, teams, profiles, agent, storage, Principal(admin, 1, AdminTokenKind.SESSION)
+            gitops,
+            settings,
+            teams,
+            profiles,
+            agent,
+            storage,
+            Principal(admin, 1, AdminTokenKind.SESSION),
+            policies,
         )
 
     return make
@@ -196,6 +208,7 @@ def test_an_empty_server_exports_and_round_trips(server: Server, tmp_path: Path)
         },
         "profiles": [],
         "agent_package": None,
+        "policies": [],
         "teams": [],
     }
     write_files(exported, tmp_path, premium=False)
@@ -326,3 +339,77 @@ def test_every_change_names_its_actor(server: Server) -> None:
     assert {"enabled_windows_mdm_manual_enrollment", "created_team", "created_windows_profile"} <= {
         a.type for a in activities
     }
+
+
+# --- policies (docs/policies.md) -------------------------------------------------------------------
+
+FIREWALL = "SELECT 1 FROM windows_firewall_profiles WHERE enabled = 1;"
+DISK = "SELECT 1 FROM bitlocker_info WHERE protection_status = 1;"
+
+
+def _policies(server: Server) -> set[tuple[int | None, str, str]]:
+    return {(p.team_id, p.name, p.sql) for p in server.policies.all_policies()}
+
+
+def test_policies_are_applied_per_scope_and_left_alone_without_their_key(
+    server: Server, tmp_path: Path
+) -> None:
+    spec = {
+        "policies": [{"name": "Firewall on", "query": FIREWALL}],
+        "teams": [{"name": "Laptops", "policies": [{"name": "Disk encrypted", "query": DISK}]}],
+    }
+    plan = server.apply(spec)
+    assert server.summary(plan) == [
+        ("create", "policy", "Firewall on"),
+        ("create", "team", "Laptops"),
+        ("create", "policy", "Disk encrypted"),
+    ]
+    laptops = next(t.id for t in server.teams.list() if t.name == "Laptops")
+    assert _policies(server) == {(None, "Firewall on", FIREWALL), (laptops, "Disk encrypted", DISK)}
+    assert server.apply(spec).plan == ()
+
+    exported = server.gitops.export()
+    assert exported["policies"] == [{"name": "Firewall on", "query": FIREWALL}]
+    assert exported["teams"][0]["policies"] == [{"name": "Disk encrypted", "query": DISK}]
+    write_files(exported, tmp_path, premium=True)
+    files = [tmp_path / "default.yml", *sorted((tmp_path / "teams").glob("*.yml"))]
+    assert server.apply(load_files(files).spec).plan == ()
+
+    # A changed query replaces the policy; a policy left out of its list goes.
+    spec["teams"][0]["policies"] = [{"name": "Disk encrypted", "query": DISK.replace("1;", "2;")}]
+    spec["policies"] = []
+    plan = server.apply(spec, dry_run=True)
+    assert server.summary(plan) == [
+        ("delete", "policy", "Firewall on"),
+        ("update", "policy", "Disk encrypted"),
+    ]
+    assert not plan.applied and len(_policies(server)) == 2
+    server.apply(spec)
+    assert _policies(server) == {(laptops, "Disk encrypted", DISK.replace("1;", "2;"))}
+    # Without the key, a scope's policies stay as they are.
+    assert server.apply({"teams": [{"name": "Laptops"}]}).plan == ()
+    assert len(_policies(server)) == 1
+
+
+@pytest.mark.parametrize(
+    ("policies", "field", "problem"),
+    [
+        ([{"name": "Firewall on"}], "teams[0].policies[0].query", "has no query"),
+        ([{"name": "x", "query": FIREWALL, "interval": 5}], "teams[0].policies[0].interval", "unknown key"),
+        (
+            [{"name": "A", "query": FIREWALL}, {"name": "A", "query": DISK}],
+            "teams[0].policies[1].name",
+            "two",
+        ),
+        ([{"name": "two\nlines", "query": FIREWALL}], "teams[0].policies[0].name", "one line"),
+        ([{"name": "ok", "query": "a\x00"}], "teams[0].policies[0].query", "osquery SQL"),
+        ("Firewall on", "teams[0].policies", "must be a list"),
+    ],
+)
+def test_policy_errors_name_their_spec_path_and_change_nothing(
+    server: Server, policies: object, field: str, problem: str
+) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        server.apply({"teams": [{"name": "Laptops", "policies": policies}]})
+    assert raised.value.field == field and problem in raised.value.message
+    assert server.teams.list() == [] and _policies(server) == set()

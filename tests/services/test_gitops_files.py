@@ -267,3 +267,28 @@ def test_write_leaves_premium_controls_out_on_free(tmp_path: Path) -> None:
         "enable_end_user_authentication": True,
     }
     assert loaded["agent_package"] is None
+
+
+def test_policies_load_inline_and_their_errors_name_file_line_and_key(repo: Path) -> None:
+    path = write(
+        repo,
+        "teams/laptops.yml",
+        """
+        name: Laptops
+        policies:
+          - name: Disk encrypted
+            query: SELECT 1 FROM bitlocker_info WHERE protection_status = 1;
+          - name: Firewall on
+        """,
+    )
+    with pytest.raises(GitOpsFileError) as caught:
+        load_files([path])
+    assert caught.value.location.line == 5 and "has no query:" in caught.value.message
+    path.write_text(path.read_text() + "    query: SELECT 1;\n")
+    loaded = load_files([repo / "default.yml", path])
+    assert "policies" not in loaded.spec  # default.yml has no policies: key: left alone
+    assert loaded.spec["teams"][0]["policies"][1] == {"name": "Firewall on", "query": "SELECT 1;"}
+    with pytest.raises(InvalidInput) as refused:
+        parse_spec({"teams": [{"name": "Laptops", "policies": [{"name": "x", "query": 5}]}]})
+    assert refused.value.field == "teams[0].policies[0].query"
+    assert str(loaded.sources.locate("teams[0].policies[1].query")).startswith(f"{path}:6")

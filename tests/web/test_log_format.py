@@ -37,6 +37,13 @@ def record(message: str, *args: object, name: str = "winmdm.test", **extra: obje
         ("/agent/AbC-123_signed.token.msi", "/agent/[redacted].msi"),
         ("/api/v1/hosts?page=2&query=alice", "/api/v1/hosts?page=2&query=[redacted]"),
         ("/healthz", None),
+        # osquery's --tls_secret_always puts the enroll secret in the query string; a node key
+        # sent as a parameter is as secret (docs/agent-channel.md).
+        (
+            "/api/osquery/config?enroll_secret=s3cr3t&node_key=k3y",
+            "/api/osquery/config?enroll_secret=[redacted]&node_key=[redacted]",
+        ),
+        ("/api/osquery/distributed/read", None),
     ],
 )
 def test_the_access_target_keeps_no_credential(target: str, shown: str | None) -> None:

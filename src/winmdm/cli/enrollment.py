@@ -82,7 +82,8 @@ def deep_link(username: str | None, preauthorize: bool, as_json: bool, api: APIC
 
 @click.group("enrollment-secret")
 def enrollment_secret() -> None:
-    """Bulk-enrollment secrets of a team (stored hashed; shown once when made)."""
+    """Enrollment secrets of a team, for bulk-enrollment packages and osquery's
+    --enroll_secret_path (stored hashed; shown once when made)."""
 
 
 def _secrets_path(team: dict[str, Any] | None) -> str:
@@ -167,7 +168,8 @@ def _show_new_secret(
     click.echo(new["secret"])
     note(
         f"Enrollment secret {new['id']} for {team_text(team)}. It is shown only now: winmdm stores "
-        "only its hash. It goes into a provisioning package (winmdm bulk-package writes one)."
+        "only its hash. It goes into a provisioning package (winmdm bulk-package writes one) or "
+        "osquery's --enroll_secret_path file (docs/agent-channel.md)."
     )
     if revoked:
         note(_revoked_text(revoked))

@@ -14,7 +14,7 @@ from rich.console import Console
 from winmdm import __version__
 from winmdm.cli import admin as admin_commands
 from winmdm.cli import commands as host_commands
-from winmdm.cli import enrollment, gitops, hosts, login, profiles, server_config, teams
+from winmdm.cli import enrollment, gitops, hosts, login, policies, profiles, queries, server_config, teams
 from winmdm.cli.exits import EXIT_CONFIG, EXIT_FAILURE, EXIT_INVALID
 from winmdm.config import SETTINGS, load_config
 from winmdm.errors import WinMDMError
@@ -140,7 +140,18 @@ def _safe_url(url: str) -> str:
 
 
 # The API commands (docs/cli.md): they talk to a running server as a signed-in admin.
-for _module in (login, hosts, host_commands, teams, profiles, server_config, enrollment, gitops):
+for _module in (
+    login,
+    hosts,
+    host_commands,
+    queries,
+    teams,
+    profiles,
+    policies,
+    server_config,
+    enrollment,
+    gitops,
+):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 # On the server's database: they work before anyone can sign in.

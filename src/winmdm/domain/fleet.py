@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 from winmdm.domain.identity import EnrollmentKind
 from winmdm.domain.management import HostAgent, Inventory
 from winmdm.domain.models import MDMStatus
+from winmdm.domain.osquery import AgentNode
 from winmdm.errors import InvalidInput
 
 MAX_PER_PAGE = 500
@@ -204,6 +205,7 @@ class HostDetail(HostSummary):
     enrolled_at: datetime | None  # when the active enrollment was made
     agent: HostAgent | None
     updated_at: datetime
+    osquery: AgentNode | None = None  # its osquery agent (docs/agent-channel.md), if enrolled
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,15 +22,18 @@ from winmdm.domain.identity import Team
 from winmdm.domain.management import AgentPackage, Profile
 from winmdm.errors import InvalidInput
 from winmdm.services.agent import AgentService
+from winmdm.services.gitops_policies import policies_by_scope, scope_steps
 from winmdm.services.gitops_spec import (
     CONTROLS,
     AgentPackageSpec,
+    PolicySpec,
     ProfileSpec,
     Spec,
     TeamSpec,
     parse_spec,
     spec_json,
 )
+from winmdm.services.policies import PolicyService
 from winmdm.services.profiles import MAX_NAME as MAX_PROFILE_NAME
 from winmdm.services.profiles import ProfileService, parse_profile
 from winmdm.services.teams import TeamService, team_name
@@ -51,7 +54,7 @@ class Settings(Protocol):
 @dataclass(frozen=True, slots=True)
 class Change:
     action: str  # create | update | delete
-    kind: str  # setting | agent_package | team | profile
+    kind: str  # setting | agent_package | team | profile | policy
     name: str
     detail: str
 
@@ -78,12 +81,19 @@ class _Step:
 
 class GitOpsService:
     def __init__(
-        self, *, settings: Settings, teams: TeamService, profiles: ProfileService, agent: AgentService
+        self,
+        *,
+        settings: Settings,
+        teams: TeamService,
+        profiles: ProfileService,
+        agent: AgentService,
+        policies: PolicyService,
     ) -> None:
         self._settings = settings
         self._teams = teams
         self._profiles = profiles
         self._agent = agent
+        self._policies = policies
 
     # -- export ------------------------------------------------------------------------------------
     def export(self) -> dict[str, Any]:
@@ -97,8 +107,14 @@ class GitOpsService:
             found = sorted(by_team.get(team_id, []), key=lambda p: p.name)
             return tuple(ProfileSpec(p.name, p.syncml) for p in found)
 
+        by_scope = policies_by_scope(self._policies)
+
+        def policies(team_id: int | None) -> tuple[PolicySpec, ...]:
+            found = sorted(by_scope.get(team_id, []), key=lambda p: p.name)
+            return tuple(PolicySpec(p.name, p.sql) for p in found)
+
         teams = tuple(
-            TeamSpec(team.name, team.end_user_auth, profiles(team.id))
+            TeamSpec(team.name, team.end_user_auth, profiles(team.id), policies(team.id))
             for team in sorted(self._teams.list(), key=lambda t: t.name)
         )
         spec = Spec(
@@ -108,6 +124,7 @@ class GitOpsService:
             manages_agent_package=True,
             teams=teams,
             whole=True,
+            policies=policies(None),
         )
         return spec_json(spec)
 
@@ -137,6 +154,8 @@ class GitOpsService:
             profiles.setdefault(profile.team_id, []).append(profile)
         if spec.whole:
             steps += self._profile_steps(None, None, spec.profiles, profiles.get(None, []), "profiles", actor)
+        if spec.policies is not None:
+            steps += self._policy_steps(None, None, spec.policies, "policies", actor)
         for index, team_spec in enumerate(spec.teams):
             where = f"teams[{index}]"
             team = teams.get(team_spec.name) or _folded(teams, team_spec.name)
@@ -145,12 +164,29 @@ class GitOpsService:
             steps += self._profile_steps(
                 team, team_spec.name, team_spec.profiles, existing, f"{where}.profiles", actor
             )
+            if team_spec.policies is not None:
+                policies_at = f"{where}.policies"
+                steps += self._policy_steps(team, team_spec.name, team_spec.policies, policies_at, actor)
         if spec.whole:
             kept = {team_spec.name.casefold() for team_spec in spec.teams}
             for team in sorted(teams.values(), key=lambda t: t.name):
                 if team.name.casefold() not in kept:
                     steps.append(self._delete_team(team, len(profiles.get(team.id, [])), actor))
         return steps
+
+    # -- policies (services/gitops_policies.py) ----------------------------------------------------
+    def _policy_steps(
+        self,
+        team: Team | None,
+        label: str | None,
+        wanted: tuple[PolicySpec, ...],
+        where: str,
+        actor: str | None,
+    ) -> list[_Step]:
+        steps = scope_steps(
+            self._policies, team, label, wanted, where=where, actor=actor, team_id_of=self._team_id
+        )
+        return [_Step(Change(step.action, "policy", step.name, step.detail), step.run) for step in steps]
 
     # -- settings and agent package ----------------------------------------------------------------
     def _settings_steps(self, spec: Spec, actor: Principal | str | None) -> list[_Step]:

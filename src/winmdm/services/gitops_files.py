@@ -26,9 +26,10 @@ from winmdm.services.gitops_spec import (
 )
 from winmdm.services.gitops_yaml import GitOpsFileError, Location, Node, parse, read_bounded, read_text
 
-DEFAULT_KEYS = ("controls", "profiles", "agent_package")
-TEAM_KEYS = ("name", "controls", "profiles")
+DEFAULT_KEYS = ("controls", "profiles", "agent_package", "policies")
+TEAM_KEYS = ("name", "controls", "profiles", "policies")
 PROFILE_KEYS = ("path", "name")
+POLICY_KEYS = ("name", "query")
 _LAST_STEP = re.compile(r"(\.[^.\[\]]+|\[\d+\]|^[^.\[\]]+)$")
 HEADER = "# winmdm GitOps ({kind}). Apply with: winmdm gitops apply -f default.yml -f teams/*.yml\n"
 
@@ -117,6 +118,8 @@ def _load_default(root: Node, path: Path, spec: dict[str, Any], sources: SourceM
     spec["profiles"] = _profile_list(entries.get("profiles"), path, "profiles", sources)
     if "agent_package" in entries:
         spec["agent_package"] = _agent(entries["agent_package"], sources)
+    if "policies" in entries:
+        spec["policies"] = _policy_list(entries["policies"], "policies", sources)
 
 
 def _load_team(root: Node, path: Path, spec_path: str, sources: SourceMap) -> dict[str, Any]:
@@ -128,6 +131,8 @@ def _load_team(root: Node, path: Path, spec_path: str, sources: SourceMap) -> di
     if "controls" in entries:
         team["controls"] = _controls(entries["controls"], f"{spec_path}.controls", TEAM_CONTROLS, sources)
     team["profiles"] = _profile_list(entries.get("profiles"), path, f"{spec_path}.profiles", sources)
+    if "policies" in entries:
+        team["policies"] = _policy_list(entries["policies"], f"{spec_path}.policies", sources)
     return team
 
 
@@ -172,6 +177,24 @@ def _profile_list(node: Node | None, yml: Path, spec_path: str, sources: SourceM
             _record(sources, f"{where}.name", path_node, f"{path_node.key} (the name is the file name)")
         profiles.append({"name": name, "syncml": syncml})
     return profiles
+
+
+def _policy_list(node: Node, spec_path: str, sources: SourceMap) -> list[dict[str, str]]:
+    """A scope's policies, each `name:` and `query:` inline (null or empty: none)."""
+    _record(sources, spec_path, node)
+    if node.is_null:
+        return []
+    policies = []
+    for index, item in enumerate(node.items()):
+        where = f"{spec_path}[{index}]"
+        entries = item.mapping(POLICY_KEYS, null_ok=False)
+        _record(sources, where, item)
+        for key in POLICY_KEYS:
+            if key not in entries:
+                raise item.fail(f"has no {key}: (a policy needs name: and query:)")
+            _record(sources, f"{where}.{key}", entries[key])
+        policies.append({key: entries[key].text() for key in POLICY_KEYS})
+    return policies
 
 
 def _agent(node: Node, sources: SourceMap) -> dict[str, Any] | None:
@@ -237,6 +260,7 @@ def write_files(spec: dict[str, Any], directory: Path, *, premium: bool) -> list
     default["agent_package"] = (
         None if agent is None else {k: v for k, v in agent.items() if k != "install_args" or v}
     )
+    default["policies"] = [_policy_entry(p) for p in spec.get("policies", [])]
     team_docs = []
     stems: set[str] = set()
     for team in spec.get("teams", []):
@@ -250,6 +274,7 @@ def write_files(spec: dict[str, Any], directory: Path, *, premium: bool) -> list
             "name": team["name"],
             "controls": {k: v for k, v in team.get("controls", {}).items() if k in TEAM_CONTROLS},
             "profiles": [_profile_entry(p, library, "../lib") for p in team.get("profiles", [])],
+            "policies": [_policy_entry(p) for p in team.get("policies", [])],
         }
         team_docs.append((stem, document))
     (directory / "teams").mkdir(parents=True, exist_ok=True)
@@ -270,6 +295,10 @@ def _profile_entry(profile: dict[str, str], library: _Library, folder: str) -> d
     if stem != profile["name"]:
         entry["name"] = profile["name"]
     return entry
+
+
+def _policy_entry(policy: dict[str, str]) -> dict[str, str]:
+    return {"name": policy["name"], "query": policy["query"]}
 
 
 def _write_yaml(path: Path, document: dict[str, Any], kind: str) -> Path:

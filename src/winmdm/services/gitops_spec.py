@@ -25,10 +25,12 @@ PREMIUM_CONTROLS = ("windows_migration_enabled", "enable_turn_on_windows_mdm_man
 TEAM_CONTROLS = ("enable_end_user_authentication",)
 AGENT_REQUIRED = ("url", "sha256", "product_code", "version")
 AGENT_OPTIONAL = ("install_args",)
-TOP_KEYS = ("controls", "profiles", "agent_package", "teams")
+TOP_KEYS = ("controls", "profiles", "agent_package", "policies", "teams")
 PROFILE_KEYS = ("name", "syncml")
-TEAM_KEYS = ("name", "controls", "profiles")
+POLICY_KEYS = ("name", "query")
+TEAM_KEYS = ("name", "controls", "profiles", "policies")
 MAX_PROFILES = 1000
+MAX_POLICIES = 1000
 MAX_TEAMS = 1000
 
 
@@ -36,6 +38,12 @@ MAX_TEAMS = 1000
 class ProfileSpec:
     name: str
     syncml: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    name: str
+    query: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,8 @@ class TeamSpec:
     name: str
     end_user_authentication: bool | None  # None: left as it is (new teams: off)
     profiles: tuple[ProfileSpec, ...]
+    # None: the key is absent and the team's policies stay as they are (docs/policies.md).
+    policies: tuple[PolicySpec, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +75,8 @@ class Spec:
     manages_agent_package: bool  # False when the key is absent: the package stays as it is
     teams: tuple[TeamSpec, ...]
     whole: bool  # describes the whole server (see the module docstring)
+    # The global policies; None: the key is absent and they stay as they are.
+    policies: tuple[PolicySpec, ...] | None = None
 
 
 def parse_spec(data: Any) -> Spec:
@@ -76,7 +88,8 @@ def parse_spec(data: Any) -> Spec:
     manages_agent = "agent_package" in top
     agent = _agent(top.get("agent_package"), "agent_package")
     teams = _teams(top.get("teams"), "teams")
-    return Spec(controls, profiles, agent, manages_agent, teams, whole)
+    policies = _policies(top.get("policies"), "policies") if "policies" in top else None
+    return Spec(controls, profiles, agent, manages_agent, teams, whole, policies)
 
 
 def spec_json(spec: Spec) -> dict[str, Any]:
@@ -85,15 +98,21 @@ def spec_json(spec: Spec) -> dict[str, Any]:
         "controls": dict(spec.controls),
         "profiles": [_profile_json(p) for p in spec.profiles],
         "agent_package": None if spec.agent_package is None else _agent_json(spec.agent_package),
+        "policies": [_policy_json(p) for p in spec.policies or ()],
         "teams": [
             {
                 "name": team.name,
                 "controls": {"enable_end_user_authentication": bool(team.end_user_authentication)},
                 "profiles": [_profile_json(p) for p in team.profiles],
+                "policies": [_policy_json(p) for p in team.policies or ()],
             }
             for team in spec.teams
         ],
     }
+
+
+def _policy_json(policy: PolicySpec) -> dict[str, str]:
+    return {"name": policy.name, "query": policy.query}
 
 
 def _profile_json(profile: ProfileSpec) -> dict[str, str]:
@@ -234,6 +253,28 @@ def _teams(value: Any, path: str) -> tuple[TeamSpec, ...]:
                 name,
                 controls.get("enable_end_user_authentication"),
                 _profiles(entry.get("profiles"), _join(where, "profiles")),
+                _policies(entry.get("policies"), _join(where, "policies")) if "policies" in entry else None,
             )
         )
     return tuple(teams)
+
+
+def _policies(value: Any, path: str) -> tuple[PolicySpec, ...]:
+    policies: list[PolicySpec] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(_list(value, path, MAX_POLICIES)):
+        where = f"{path}[{index}]"
+        entry = _object(item, where, POLICY_KEYS, path=where)
+        for key in POLICY_KEYS:
+            if key not in entry:
+                raise InvalidInput(f"{where} has no {key}", field=_join(where, key))
+        name = _text(entry["name"], _join(where, "name")).strip()
+        if name in seen:
+            raise InvalidInput(
+                f"two policies are named {name!r} ({path}[{seen[name]}] and {where}); "
+                "policy names are unique per team",
+                field=_join(where, "name"),
+            )
+        seen[name] = index
+        policies.append(PolicySpec(name, _text(entry["query"], _join(where, "query")).strip()))
+    return tuple(policies)

@@ -24,12 +24,20 @@ CONFLICT_ACTIVITY = "host_identity_conflict"
 
 
 def may_supersede(tx: Transaction, known: Host, now: datetime, merge_after: timedelta) -> bool:
-    """Whether a PC that only reports `known`'s ids may become `known` (see the module doc)."""
+    """Whether a PC that only reports `known`'s ids may become `known` (see the module doc).
+
+    An osquery agent enrolled on `known` is in use as much as an MDM enrollment is: it checks
+    in with its own node key (docs/agent-channel.md)."""
     active = tx.enrollments.active_for_host(known.id)
-    if active is None:
+    node = tx.osquery_nodes.for_host(known.id)
+    if active is None and node is None:
         return True
-    last = max(t for t in (known.last_seen_at, active.created_at) if t is not None)
-    return now - last >= merge_after
+    times = (
+        known.last_seen_at,
+        active.created_at if active is not None else None,
+        node.last_seen_at if node is not None else None,
+    )
+    return now - max(t for t in times if t is not None) >= merge_after
 
 
 def record_conflict(tx: Transaction, newcomer: Host, known: Host, matched: str, now: datetime) -> None:

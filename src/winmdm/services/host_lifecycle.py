@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from winmdm.domain.identity import is_real_serial
 from winmdm.domain.models import Host, MDMStatus
-from winmdm.services import host_identity
+from winmdm.services import host_identity, osquery_identity
 from winmdm.storage.protocols import Transaction
 
 log = logging.getLogger("winmdm.management")
@@ -27,6 +27,8 @@ def same_pc(tx: Transaction, host: Host, now: datetime, merge_after: timedelta) 
         return host
     if not host_identity.may_supersede(tx, known, now, merge_after):
         host_identity.record_conflict(tx, host, known, "serial", now)
+        # An osquery agent on the known host can prove it is this PC (docs/agent-channel.md).
+        osquery_identity.ask_agent(tx, known.id)
         return host
     # The older host's own enrollment and certificates are superseded by this one.
     tx.enrollments.deactivate_for_host(known.id)

@@ -62,6 +62,7 @@ class HostService:
             inventory = tx.inventory.get_inventory(host_id)
             enrollment = tx.enrollments.active_for_host(host_id)
             agent = tx.agent.host_status(host_id)
+            osquery = tx.osquery_nodes.for_host(host_id)
         return HostDetail(
             id=host.id,
             display_name=host.display_name,
@@ -84,6 +85,7 @@ class HostService:
             enrolled_at=None if enrollment is None else enrollment.created_at,
             agent=agent,
             updated_at=host.updated_at,
+            osquery=osquery,
         )
 
     def delete(self, host_id: int, *, actor: str | None) -> None:

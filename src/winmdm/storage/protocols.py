@@ -32,6 +32,7 @@ from winmdm.storage.management_protocols import (
     ProfileStore,
     SessionStore,
 )
+from winmdm.storage.osquery_protocols import AgentNodeStore, LiveQueryStore, PolicyStore
 
 
 class HostStore(Protocol):
@@ -95,12 +96,13 @@ class HostStore(Protocol):
         """Fold the source host into the target (the same device recorded twice), then delete
         the source.
 
-        Enrollments, certificates and activities move as they are; queued commands move unless
-        the target has the same command; the source's session, profile and agent status rows
-        replace the target's. The source is the newer record, so its non-null facts (ids, status,
-        OS, inventory, enrollment kind, Entra device id, last seen) overwrite the target's; the
-        target keeps its id, uuid, team and created_at, and `at` becomes its updated_at. Callers
-        decide which enrollment stays active. NotFound when either host is missing; Conflict when
+        Enrollments, certificates, activities and live queries move as they are; queued commands
+        move unless the target has the same command; the source's session, profile and agent
+        status rows, its osquery node and its policy answers replace the target's. The source is
+        the newer record, so its non-null facts (ids, status, OS, inventory, enrollment kind,
+        Entra device id, last seen) overwrite the target's; the target keeps its id, uuid, team
+        and created_at, and `at` becomes its updated_at. Callers decide which enrollment stays
+        active. NotFound when either host is missing; Conflict when
         they are the same host.
         """
         ...
@@ -117,7 +119,8 @@ class HostStore(Protocol):
 
     def delete(self, host_id: int) -> bool:
         """Forget the host and everything that is its own: enrollments, certificates, queued
-        commands, session, profile and agent statuses. Its activities stay, without host id.
+        commands, session, profile and agent statuses, its osquery node (so its agent enrolls
+        again), live queries and policy answers. Its activities stay, without host id.
         False when there was no such host."""
         ...
 
@@ -196,6 +199,10 @@ class Transaction(Protocol):
     admin_tokens: AdminTokenStore
     login_failures: LoginFailureStore
     settings: SettingStore
+    # The osquery agent (storage/osquery_protocols.py).
+    osquery_nodes: AgentNodeStore
+    live_queries: LiveQueryStore
+    policies: PolicyStore
 
     def device_state(self, device_id: str, certificate_serial: str | None) -> DeviceState:
         """Every active enrollment claiming `device_id` (newest first, a bounded number) with

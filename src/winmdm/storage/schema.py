@@ -18,6 +18,7 @@ from winmdm.domain.admin import AdminTokenKind, Role
 from winmdm.domain.identity import EnrollmentKind
 from winmdm.domain.management import AgentStatus, CommandKind, CommandState, ProfileStatus, SessionProof
 from winmdm.domain.models import CertificateStatus, EnrollmentType, MDMStatus, TokenKind
+from winmdm.domain.osquery import LiveQueryState
 
 # Fixed constraint names: Alembic migrations (and SQLite batch rebuilds) need names to refer to.
 NAMING_CONVENTION = {
@@ -451,4 +452,81 @@ app_settings = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.JSON, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=True),
+)
+
+# --- the osquery agent (revision 0008, docs/agent-channel.md) ----------------------------------
+
+osquery_nodes = sa.Table(
+    "osquery_nodes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # One agent per host: a re-enrollment replaces the row, so the old node key stops working.
+    sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("node_key_hash", sa.String(64), nullable=False),  # hex SHA-256, never the key
+    # What osquery reports about itself (self-reported, docs/host-identity.md).
+    sa.Column("host_identifier", sa.Text, nullable=True),
+    sa.Column("hardware_uuid", sa.Text, nullable=True),
+    sa.Column("hardware_serial", sa.Text, nullable=True),
+    sa.Column("platform_type", sa.Text, nullable=True),
+    sa.Column("osquery_version", sa.Text, nullable=True),
+    sa.Column("enrolled_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("mdm_checked_at", UTCDateTime, nullable=True),
+    # The logger endpoint keeps counts, not the logs (docs/agent-channel.md "Logs").
+    sa.Column("status_logs", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("result_logs", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_log_at", UTCDateTime, nullable=True),
+    # When the agent was last sent its policies (docs/policies.md).
+    sa.Column("policies_run_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("host_id"),
+    sa.UniqueConstraint("node_key_hash"),
+    sa.Index(None, "hardware_uuid"),
+)
+
+live_queries = sa.Table(
+    "live_queries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("sql", sa.Text, nullable=False),
+    sa.Column("state", StrEnumType(LiveQueryState), nullable=False),
+    sa.Column("actor", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("done_at", UTCDateTime, nullable=True),
+    sa.Column("status", sa.Integer, nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    # A JSON list of rows (column -> string), bounded by the service.
+    sa.Column("rows", sa.JSON, nullable=False),
+    sa.Column("row_count", sa.Integer, nullable=True),
+    _values_check("state", LiveQueryState, "state"),
+    sa.Index(None, "host_id", "state"),
+)
+
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # None: a global policy; a team's policies go with it.
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=True),
+    # coalesce(team_id, 0), as profiles.team_key: names are unique per team and among globals.
+    sa.Column("team_key", sa.Integer, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("sql", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("team_key = COALESCE(team_id, 0)", name="team_key"),
+    sa.UniqueConstraint("team_key", "name"),
+    sa.Index(None, "team_id"),
+)
+
+policy_results = sa.Table(
+    "policy_results",
+    metadata,
+    sa.Column("policy_id", sa.Integer, sa.ForeignKey("policies.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True),
+    # NULL: the query failed on the host (no answer either way).
+    sa.Column("passes", sa.Boolean, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "host_id"),
 )

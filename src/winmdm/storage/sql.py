@@ -45,6 +45,8 @@ from winmdm.storage.sql_management import (
     SQLInventoryStore,
     SQLProfileStore,
 )
+from winmdm.storage.sql_osquery import SQLAgentNodeStore, SQLLiveQueryStore
+from winmdm.storage.sql_policies import SQLPolicyStore
 from winmdm.storage.sql_rows import (
     PerDialect,
     certificate_from_row,
@@ -476,6 +478,9 @@ class SQLTransaction:
         self.admin_tokens = SQLAdminTokenStore(conn)
         self.login_failures = SQLLoginFailureStore(conn)
         self.settings = SQLSettingStore(conn)
+        self.osquery_nodes = SQLAgentNodeStore(conn)
+        self.live_queries = SQLLiveQueryStore(conn)
+        self.policies = SQLPolicyStore(conn)
 
     def device_state(self, device_id: str, certificate_serial: str | None) -> DeviceState:
         state, agents = read_device_state(self.connection, device_id, certificate_serial)

@@ -22,6 +22,9 @@ from winmdm.storage.schema import (
     host_commands,
     host_profiles,
     hosts,
+    live_queries,
+    osquery_nodes,
+    policy_results,
     teams,
 )
 from winmdm.storage.sql_rows import PerDialect, execute_unique, insert_for_dialect, team_missing
@@ -250,6 +253,12 @@ _MERGE_STATEMENTS = (
     _replaced_by_source(host_agent),
     _moved(host_agent),
     _moved(activities),
+    # One osquery node per host: the source's replaces the target's, as host_agent's does.
+    _replaced_by_source(osquery_nodes),
+    _moved(osquery_nodes),
+    _moved(live_queries),
+    _replaced_by_source(policy_results, "policy_id"),
+    _moved(policy_results),
     hosts.delete().where(hosts.c.id == _SOURCE),
 )
 

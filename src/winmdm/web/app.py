@@ -15,6 +15,7 @@ from winmdm.web import (
     health_routes,
     management_routes,
     metrics_routes,
+    osquery_routes,
     signin_routes,
     terms_routes,
     ui,
@@ -36,6 +37,7 @@ def create_app(runtime: Runtime) -> Starlette:
             *enrollment_routes.routes(),
             *management_routes.routes(),
             *agent_routes.routes(),
+            *osquery_routes.routes(),  # /api/osquery/...: osquery's TLS remote API
             *signin_routes.routes(),
             *terms_routes.routes(),
             Mount(API_PREFIX, app=create_api(runtime)),

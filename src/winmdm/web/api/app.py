@@ -15,7 +15,9 @@ from winmdm.web.api import (
     enrollment,
     errors,
     hosts,
+    policies,
     profiles,
+    queries,
     sessions,
     spec,
     teams,
@@ -26,7 +28,20 @@ PREFIX = "/api/v1"
 # An MSI upload is the one large body the API takes.
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
-ROUTE_MODULES = (sessions, config, hosts, commands, teams, profiles, agent, activities, enrollment, spec)
+ROUTE_MODULES = (
+    sessions,
+    config,
+    hosts,
+    commands,
+    queries,
+    policies,
+    teams,
+    profiles,
+    agent,
+    activities,
+    enrollment,
+    spec,
+)
 
 
 def create_api(runtime: Runtime) -> BodyLimit:

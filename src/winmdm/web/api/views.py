@@ -170,8 +170,18 @@ def host_detail(h: Any) -> dict[str, Any]:
         },
         "inventory": plain(h.inventory),
         "agent": host_agent(h.agent),
+        "osquery": osquery_agent(h.osquery),
         "updated_at": plain(h.updated_at),
     }
+
+
+def osquery_agent(node: Any) -> dict[str, Any] | None:
+    """The host's osquery agent; never its node key's hash."""
+    if node is None:
+        return None
+    shown = ("host_identifier", "hardware_uuid", "hardware_serial", "osquery_version", "enrolled_at")
+    shown += ("last_seen_at", "status_logs", "result_logs", "last_log_at")
+    return {name: plain(getattr(node, name)) for name in shown}
 
 
 def summary(s: Any) -> dict[str, Any]:

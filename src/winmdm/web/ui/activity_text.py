@@ -31,7 +31,13 @@ def _named(d: Mapping[str, Any]) -> str:
     return f" ({name})" if name else ""
 
 
-_CLAIMED_IDS = {"hw_dev_id": "hardware id", "device_id": "MDM device id", "serial": "serial number"}
+_CLAIMED_IDS = {
+    "hw_dev_id": "hardware id",
+    "device_id": "MDM device id",
+    "serial": "serial number",
+    "hardware_uuid": "hardware UUID",
+    "mdm_device_id": "MDM device id (read by its osquery agent)",
+}
 
 
 def _conflict(d: Mapping[str, Any]) -> str:
@@ -52,6 +58,15 @@ _TEXT: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "mdm_enrolled": lambda d: f"{_host(d)} turned on MDM{_kind(d)}",
     "mdm_unenrolled": lambda d: f"{_host(d)} turned off MDM",
     "host_identity_conflict": _conflict,
+    "host_identity_proven": lambda d: (
+        f"{d.get('merged_host_display_name') or 'A host'} (host {d.get('merged_host_id')}) is the same PC as "
+        f"{d.get('host_display_name')}, as its osquery agent proved: merged into it"
+    ),
+    "ran_live_query": lambda d: f"Ran a live query on {_host(d)}",
+    "created_policy": lambda d: (
+        f"Added the policy {d.get('policy_name')} for {d.get('team_name') or 'every host'}"
+    ),
+    "deleted_policy": lambda d: f"Deleted the policy {d.get('policy_name')}",
     "deleted_host": lambda d: f"Deleted {_host(d)}",
     "transferred_host": lambda d: (
         f"Moved {_host(d)} from {d.get('previous_team_name') or 'No team'} to {_team(d)}"

@@ -166,6 +166,7 @@ def _host_page(page: Page, host_id: int, *, status: int = 200, **extra) -> Respo
         host=host,
         teams=runtime.teams.list(),
         profiles=profiles,
+        policies=runtime.policies.for_host(host_id),
         activities=activities,
         agent_package=runtime.agent.package(),
         describe_activity=describe_activity,

@@ -43,6 +43,7 @@ NAV = (
     ("hosts", "Hosts", "/hosts"),
     ("teams", "Teams", "/teams"),
     ("profiles", "Profiles", "/profiles"),
+    ("policies", "Policies", "/policies"),
     ("activities", "Activities", "/activities"),
     ("settings", "Settings", "/settings/mdm/windows"),
 )
