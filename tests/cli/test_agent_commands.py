@@ -55,6 +55,17 @@ def test_policies_from_the_cli_are_answered_by_agents_and_list_failing_hosts(sig
     )
     assert_one_line_error(clash, 6, "already have a policy named 'Disk encrypted'")
     missing = signed_in.run("policies", "create", "--name", "x")
+    # A wrong file is a one-line refusal before anything is sent, not a traceback.
+    (signed_in.cwd / "latin1.sql").write_bytes("SELECT 'é';".encode("latin-1"))
+    assert_one_line_error(
+        signed_in.run("policies", "create", "--name", "x", "--sql-file", "latin1.sql"), 4, "is not UTF-8 text"
+    )
+    (signed_in.cwd / "huge.sql").write_bytes(b"-" * (64 * 1024 + 1))
+    assert_one_line_error(
+        signed_in.run("policies", "create", "--name", "x", "--sql-file", "huge.sql"),
+        4,
+        "more than the server takes",
+    )
     assert missing.returncode != 0 and "--sql or --sql-file" in missing.stderr
     assert (
         "Deleted the policy 'Disk encrypted'"

@@ -8,8 +8,12 @@ from typing import Any
 import click
 
 from winmdm.cli.api_client import APIClient, with_api
+from winmdm.cli.files import read_text
 from winmdm.cli.output import confirm, json_option, print_json, table
-from winmdm.cli.teams import resolve_team, team_id, team_option, team_text
+from winmdm.cli.teams import resolve_team, team_id, team_text
+
+# Far above the server's 8,000-character limit (services/policies.py), whose check has the words.
+MAX_SQL_FILE_BYTES = 64 * 1024
 
 
 @click.group("policies")
@@ -22,7 +26,9 @@ def _scope(policy: dict[str, Any]) -> str:
 
 
 @policies.command("list")
-@team_option
+@click.option(
+    "--team", "team_ref", metavar="NAME_OR_ID", help="A team's policies; without it (or 0) the global ones."
+)
 @click.option("--all", "everything", is_flag=True, help="Every policy: global and of every team.")
 @json_option
 @with_api
@@ -41,9 +47,16 @@ def list_policies(team_ref: str | None, everything: bool, as_json: bool, api: AP
 @click.option("--name", required=True, help="The policy's name (unique in its team, or among globals).")
 @click.option("--sql", help="The osquery SQL query; a host passes when it returns a row.")
 @click.option(
-    "--sql-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Read the SQL here."
+    "--sql-file",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    help="Read the SQL here (- for stdin).",
 )
-@team_option
+@click.option(
+    "--team",
+    "team_ref",
+    metavar="NAME_OR_ID",
+    help="The team whose hosts run it; without it (or 0) the policy is global: every host runs it.",
+)
 @json_option
 @with_api
 def create_policy(
@@ -52,7 +65,7 @@ def create_policy(
     """Create a policy: global, or for a team with --team."""
     if (sql is None) == (sql_file is None):
         raise click.UsageError("give the query with --sql or --sql-file (one of them)")
-    query = sql if sql is not None else sql_file.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    query = sql if sql is not None else read_text(sql_file, MAX_SQL_FILE_BYTES)  # type: ignore[arg-type]
     team = resolve_team(api, team_ref)
     body: dict[str, Any] = {"name": name, "sql": query}
     if team is not None:
