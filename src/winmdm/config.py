@@ -94,6 +94,14 @@ SETTINGS: tuple[Setting, ...] = (
         "(none: ms-app:// only)",
         "Comma-separated exact https return addresses the sign-in page may also post its token to.",
     ),
+    Setting(
+        "osquery_log_dir",
+        "<data_dir>/osquery-logs",
+        "Folder for the agents' status.log and result.log (JSON lines, rotated); off keeps none.",
+    ),
+    Setting(
+        "osquery_log_max_mb", "100", "Size in MiB at which an osquery log file is rotated (5 old files kept)."
+    ),
     Setting("license_key", "(none: Free)", "Premium license key (a signed JWT); without a valid one, Free."),
     Setting(
         "license_public_key_file",
@@ -139,6 +147,8 @@ class Config:
     log_format: str = "text"
     metrics_token: str | None = field(default=None, repr=False)  # a secret: never in a repr
     metrics_listen: tuple[str, int] | None = None  # None: /metrics is served on the main port
+    osquery_log_dir: Path | None = None  # None: osquery's logs are counted, not kept
+    osquery_log_max_bytes: int = 100 * 1024 * 1024
 
 
 def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Config:
@@ -217,7 +227,23 @@ def load_config(env: Mapping[str, str], config_file: Path | None = None) -> Conf
         log_format=log_format,
         metrics_token=_metrics_token(get("metrics_token", "")),
         metrics_listen=_metrics_listen(get("metrics_listen", ""), (listen_host, listen_port)),
+        osquery_log_dir=_osquery_log_dir(get("osquery_log_dir", ""), data_dir),
+        osquery_log_max_bytes=_int(get("osquery_log_max_mb", 100), "osquery_log_max_mb", 1, 100_000)
+        * 1024
+        * 1024,
     )
+
+
+def _osquery_log_dir(value: Any, data_dir: Path) -> Path | None:
+    text = str(value).strip()
+    if text.lower() == "off":
+        return None
+    path = Path(text).expanduser().resolve() if text else data_dir / "osquery-logs"
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            "WINMDM_OSQUERY_LOG_DIR", f"{path} is a file: name a folder, or off to keep no logs"
+        )
+    return path
 
 
 def _metrics_token(value: Any) -> str | None:

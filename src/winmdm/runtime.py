@@ -47,6 +47,7 @@ from winmdm.services.profiles import ProfileService
 from winmdm.services.settings import SettingsService
 from winmdm.services.teams import TeamService
 from winmdm.services.terms import TermsOfUse
+from winmdm.storage.agent_logs import AgentLogFiles
 from winmdm.storage.database import create_engine_for, current_revision, migrate
 from winmdm.storage.protocols import Storage
 from winmdm.storage.sql import SQLStorage
@@ -106,9 +107,12 @@ class Runtime:
     # Operations (docs/operations.md): this runtime's metrics, and the engine /readyz checks.
     metrics: Metrics = field(default_factory=Metrics)
     engine: Engine | None = None
+    agent_logs: AgentLogFiles | None = None
 
     def close(self) -> None:
         self.storage.close()
+        if self.agent_logs is not None:
+            self.agent_logs.close()
         if self.oidc is not None:
             self.oidc.close()
 
@@ -194,6 +198,11 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
     profiles = ProfileService(storage, clock, metrics=metrics)
     teams = TeamService(storage, clock, profiles=profiles)
     policies = PolicyService(storage, clock)
+    agent_logs = (
+        AgentLogFiles(config.osquery_log_dir, max_bytes=config.osquery_log_max_bytes)
+        if config.osquery_log_dir is not None
+        else None
+    )
     return Runtime(
         config=config,
         storage=storage,
@@ -233,11 +242,12 @@ def build(config: Config, *, clock: Callable[[], datetime] = utc_now, with_tls: 
         gitops=GitOpsService(
             settings=mdm_settings, teams=teams, profiles=profiles, agent=agent, policies=policies
         ),
-        osquery=OsqueryAgents(storage, clock, merge_after=settings.merge_after),
+        osquery=OsqueryAgents(storage, clock, merge_after=settings.merge_after, logs=agent_logs),
         live_queries=LiveQueries(storage, clock),
         policies=policies,
         metrics=metrics,
         engine=engine,
+        agent_logs=agent_logs,
     )
 
 

@@ -105,6 +105,54 @@ def test_osquery_enrolls_into_its_secrets_team_and_checks_in(server: Server, clo
         assert json.loads(sent.body)["node_key"] == agent.node_key
 
 
+def read_log(server: Server, log_type: str) -> list[dict]:
+    folder = server.runtime.config.osquery_log_dir
+    assert folder is not None
+    path = folder / f"{log_type}.log"
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()] if path.exists() else []
+
+
+def test_the_agents_logs_are_kept_as_json_lines_with_their_host(server: Server) -> None:
+    _, secret = team_secret(server, None)
+    agent = OsqueryAgent(enroll_secret=secret)
+    agent.enroll(server.client)
+    host, _ = agent_host(server, agent)
+    status = {
+        "hostIdentifier": agent.hostname,
+        "severity": "1",
+        "message": "zero-width \u200b, tab\t, line\nbreak",
+    }
+    result = {"name": "pack/usb", "action": "added", "columns": {"vendor": "Ünïcode"}, "winmdm_host_id": 999}
+    agent.log(server.client, "status", [status])
+    agent.log(server.client, "result", [result, result])
+    assert read_log(server, "status") == [{**status, "winmdm_host_id": host.id}]
+    # winmdm's host id wins over one the agent sent: the file says which host really sent it.
+    assert read_log(server, "result") == [{**result, "winmdm_host_id": host.id}] * 2
+    # A request without a valid node key is refused before anything is written.
+    refused = _post(
+        server, "logger_tls_endpoint", compact({"data": [status], "log_type": "status", "node_key": "x"})
+    )
+    assert refused.status_code == 401
+    bad_type = _post(
+        server,
+        "logger_tls_endpoint",
+        compact({"data": [status], "log_type": "x", "node_key": agent.node_key}),
+    )
+    assert bad_type.status_code == 400
+    assert len(read_log(server, "status")) == 1
+
+
+def test_osquery_log_dir_off_keeps_no_log_file(make_server) -> None:
+    server = make_server(WINMDM_OSQUERY_LOG_DIR="off")
+    assert server.runtime.config.osquery_log_dir is None
+    _, secret = team_secret(server, None)
+    agent = OsqueryAgent(enroll_secret=secret)
+    agent.enroll(server.client)
+    assert agent.log(server.client, "status", [{"message": "started"}])["node_invalid"] is False
+    assert not list(server.runtime.config.data_dir.rglob("*.log"))
+    assert agent_host(server, agent)[1].status_logs == 1
+
+
 @pytest.mark.parametrize("how", ["unknown", "rotated", "missing"])
 def test_a_wrong_enroll_secret_is_node_invalid(server: Server, how: str) -> None:
     team_id, secret = team_secret(server, "Desktops")

@@ -116,6 +116,7 @@ VALUES = {
     "body_timeout": "60",
     "max_connections": "300",
     "allowed_appru": "https://tool.corp.example/done,https://tool.corp.example/other?x=1",
+    "osquery_log_max_mb": "20",
 }
 
 
@@ -127,6 +128,7 @@ def every_value(tmp_path: Path) -> dict[str, str]:
     license_public_key.write_text("key")
     values = dict(VALUES, data_dir=str(tmp_path / "data"), tls_cert=str(cert), tls_key=str(key))
     values["license_public_key_file"] = str(license_public_key)
+    values["osquery_log_dir"] = str(tmp_path / "agent-logs")
     assert set(values) == {s.key for s in SETTINGS}, "the test must cover every setting"
     return values
 
@@ -162,6 +164,8 @@ def test_environment_and_toml_give_the_same_config(tmp_path: Path) -> None:
     assert from_env.host_merge_after_days == 7
     assert (from_env.header_timeout, from_env.body_timeout, from_env.max_connections) == (5.0, 60.0, 300)
     assert from_env.allowed_appru == ("https://tool.corp.example/done", "https://tool.corp.example/other?x=1")
+    assert from_env.osquery_log_dir == (tmp_path / "agent-logs").resolve()
+    assert from_env.osquery_log_max_bytes == 20 * 1024 * 1024
 
 
 def test_toml_native_types(tmp_path: Path) -> None:

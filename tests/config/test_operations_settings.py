@@ -47,3 +47,25 @@ def test_bad_values_name_the_setting(env: dict[str, str], setting: str, problem:
     assert raised.value.setting == setting
     assert problem in raised.value.message
     assert "has spaces" not in raised.value.message  # a token is never repeated
+
+
+def test_osquery_logs_go_under_the_data_dir_unless_set_or_off(tmp_path) -> None:
+    default = load_config({"WINMDM_DATA_DIR": str(tmp_path)})
+    assert default.osquery_log_dir == tmp_path.resolve() / "osquery-logs"
+    assert default.osquery_log_max_bytes == 100 * 1024 * 1024
+    assert load_config({"WINMDM_OSQUERY_LOG_DIR": " OFF "}).osquery_log_dir is None
+
+
+@pytest.mark.parametrize(
+    ("value", "setting", "problem"),
+    [
+        ("file", "WINMDM_OSQUERY_LOG_DIR", "is a file: name a folder, or off"),
+        ("0", "WINMDM_OSQUERY_LOG_MAX_MB", "must be between 1 and 100000"),
+    ],
+)
+def test_osquery_log_settings_refuse_what_cannot_work(tmp_path, value, setting, problem) -> None:
+    (tmp_path / "file").write_text("x")
+    env = {setting: str(tmp_path / value) if value == "file" else value}
+    with pytest.raises(ConfigError) as error:
+        load_config(env)
+    assert error.value.setting == setting and problem in error.value.message

@@ -28,6 +28,7 @@ from winmdm.domain.osquery import AgentNode, NewAgentNode
 from winmdm.errors import AuthenticationFailed, MalformedMessage
 from winmdm.services import host_identity, osquery_identity
 from winmdm.services.bulk import secret_hash
+from winmdm.storage.agent_logs import LOG_TYPES, AgentLogSink
 from winmdm.storage.protocols import Storage, Transaction
 
 log = logging.getLogger("winmdm.osquery")
@@ -53,7 +54,6 @@ MDM_DEVICE_ID_SQL = (
 MDM_CHECK_EVERY = timedelta(hours=1)
 # osquery's PlatformType bit for Windows (osquery/utils/info/platform_type.h).
 WINDOWS_PLATFORM_BIT = 0x02
-LOG_TYPES = ("status", "result")
 
 
 class NodeInvalid(AuthenticationFailed):
@@ -96,8 +96,10 @@ class OsqueryAgents:
         *,
         merge_after: timedelta = host_identity.DEFAULT_MERGE_AFTER,
         token: Callable[[int], str] = secrets.token_urlsafe,
+        logs: AgentLogSink | None = None,
     ) -> None:
         self._storage = storage
+        self._logs = logs
         self._clock = clock
         self._merge_after = merge_after
         self._token = token
@@ -205,7 +207,8 @@ class OsqueryAgents:
         return {"schedule": {}, "node_invalid": False}
 
     def write_logs(self, body: dict[str, Any]) -> None:
-        """Status and result logs are counted, not kept (docs/agent-channel.md "Logs")."""
+        """Status and result logs are counted, and written to the log files once the request is
+        known to be the agent's (docs/agent-channel.md "Logs")."""
         log_type, data = body.get("log_type"), body.get("data")
         now = self._clock()
         with self._storage.transaction() as tx:
@@ -216,6 +219,8 @@ class OsqueryAgents:
                 raise MalformedMessage('"data" must be a JSON array of log lines')
             counts = {"status": 0, "result": 0, log_type: len(data)}
             tx.osquery_nodes.count_logs(node.id, status=counts["status"], result=counts["result"], at=now)
+        if self._logs is not None and data:
+            self._logs.write(log_type, node.host_id, data)
 
     def distributed_read(self, body: dict[str, Any]) -> dict[str, Any]:
         """The live queries waiting for the host, and winmdm's MDM DeviceID query when due."""
