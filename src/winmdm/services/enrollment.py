@@ -46,7 +46,7 @@ from winmdm.protocol.provisioning import (
 from winmdm.protocol.soap import Security
 from winmdm.protocol.wstep import RequestSecurityToken, RequestType
 from winmdm.protocol.xcep import PolicyTerms
-from winmdm.services import host_identity
+from winmdm.services import host_identity, host_lifecycle
 from winmdm.services.authentication import Authenticator, Identity
 from winmdm.services.bulk import EnrollmentSecrets, is_bulk_upn
 from winmdm.services.deep_link import LINK_TOKEN_PARAMETER
@@ -363,16 +363,7 @@ class EnrollmentService:
                 entra_device_id=entra_id,
             )
         )
-        tx.activities.add(
-            "fleet_enrolled",
-            at=now,
-            host_id=host.id,
-            details={
-                "host_display_name": host.display_name,
-                "host_serial": host.serial,
-                "platform": "windows",
-            },
-        )
+        host_lifecycle.created(tx, host, now, platform="windows")
         if claimed is not None:
             matched = "hw_dev_id" if hw_dev_id and claimed.hw_dev_id == hw_dev_id.strip() else "device_id"
             host_identity.record_conflict(tx, host, claimed, matched, now)

@@ -1,5 +1,6 @@
-"""A host's MDM life as management sessions see it: turned on, unenrolled by the device, or
-recognised as a PC winmdm already knows (design.md §1: known hosts keep their team and history)."""
+"""A host's life: created (by an MDM enrollment or an agent), then as management sessions see
+it: turned on, unenrolled by the device, or recognised as a PC winmdm already knows (design.md
+§1: known hosts keep their team and history)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,18 @@ def same_pc(tx: Transaction, host: Host, now: datetime, merge_after: timedelta) 
     tx.hosts.merge_into(host.id, known.id, now)
     log.info("host %s has serial %s of host %s: merged into it", host.id, host.serial, known.id)
     return tx.hosts.get(known.id) or host
+
+
+def created(tx: Transaction, host: Host, now: datetime, *, platform: str, agent: str | None = None) -> None:
+    """A new host record: the `fleet_enrolled` activity (design.md §1 activities)."""
+    details: dict[str, str | None] = {
+        "host_display_name": host.display_name,
+        "host_serial": host.serial,
+        "platform": platform,
+    }
+    if agent is not None:
+        details["agent"] = agent
+    tx.activities.add("fleet_enrolled", at=now, host_id=host.id, details=details)
 
 
 def turned_on(tx: Transaction, host: Host, now: datetime) -> None:

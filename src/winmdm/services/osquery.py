@@ -26,7 +26,7 @@ from winmdm.domain.management import Inventory
 from winmdm.domain.models import MDMStatus, NewHost
 from winmdm.domain.osquery import AgentNode, NewAgentNode
 from winmdm.errors import AuthenticationFailed, MalformedMessage
-from winmdm.services import host_identity, osquery_identity
+from winmdm.services import host_identity, host_lifecycle, osquery_identity
 from winmdm.services.bulk import secret_hash
 from winmdm.storage.agent_logs import LOG_TYPES, AgentLogSink
 from winmdm.storage.protocols import Storage, Transaction
@@ -158,17 +158,8 @@ class OsqueryAgents:
                     ),
                     now,
                 )
-                tx.activities.add(
-                    "fleet_enrolled",
-                    at=now,
-                    host_id=host.id,
-                    details={
-                        "host_display_name": host.display_name,
-                        "host_serial": host.serial,
-                        "platform": text(os_version.get("platform")) or "windows",
-                        "agent": "osquery",
-                    },
-                )
+                platform = text(os_version.get("platform")) or "windows"
+                host_lifecycle.created(tx, host, now, platform=platform, agent="osquery")
                 if claimed is not None:
                     host_identity.record_conflict(tx, host, claimed, matched or "serial", now)
                 log.info("osquery enrolled: new host %s in team %s", host.id, found.team_id)
