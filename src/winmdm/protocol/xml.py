@@ -142,6 +142,22 @@ def child(el: Element | None, name: str) -> Element | None:
     return next(el.iterchildren("{*}" + name), None)
 
 
+def index(el: Element | None) -> dict[str, Element]:
+    """The first child element of each local name, found in one pass: a reader that looks up
+    several children of one element (a SyncML Item, Meta or SyncHdr) walks them once, not once
+    per name. Same answer as `child` for every name."""
+    found: dict[str, Element] = {}
+    if el is None:
+        return found
+    for node in el:
+        tag = node.tag
+        if isinstance(tag, str):  # not a comment or processing instruction
+            name = tag[tag.rfind("}") + 1 :]
+            if name not in found:
+                found[name] = node
+    return found
+
+
 def path(el: Element | None, *names: str) -> Element | None:
     for name in names:
         el = child(el, name)
@@ -152,8 +168,9 @@ def text(el: Element | None) -> str | None:
     """Stripped text, or None for an absent or xsi:nil element (protocol.md §0: strip all)."""
     if el is None:
         return None
-    value = "".join(el.itertext()).strip()
-    return value
+    if len(el) == 0:  # a leaf, as nearly every element read is: its text is all there is
+        return (el.text or "").strip()
+    return "".join(el.itertext()).strip()
 
 
 def attr(el: Element, name: str) -> str | None:

@@ -113,16 +113,18 @@ def _body(root: xml.Element) -> xml.Element:
 
 
 def _header(el: xml.Element) -> SyncHdr:
-    session_id = xml.text(xml.child(el, "SessionID"))
+    c = xml.index(el)
+    session_id = xml.text(c.get("SessionID"))
     if not session_id:
         raise MalformedMessage("SyncHdr has no SessionID")
-    msg_id = _number(el, "MsgID", "SyncHdr")
+    msg_id = _number(c.get("MsgID"), "MsgID", "SyncHdr")
     if msg_id is None:
         raise MalformedMessage("SyncHdr has no MsgID")
-    target = xml.text(xml.path(el, "Target", "LocURI"))
+    target_el, source_el = xml.index(c.get("Target")), xml.index(c.get("Source"))
+    target = xml.text(target_el.get("LocURI"))
     if target is None:
         raise MalformedMessage("SyncHdr has no Target/LocURI")
-    source = xml.text(xml.path(el, "Source", "LocURI"))
+    source = xml.text(source_el.get("LocURI"))
     if source is None:
         raise MalformedMessage("SyncHdr has no Source/LocURI")
     return SyncHdr(
@@ -130,13 +132,13 @@ def _header(el: xml.Element) -> SyncHdr:
         msg_id=msg_id,
         target=target,
         source=source,
-        target_name=xml.text(xml.path(el, "Target", "LocName")),
-        source_name=xml.text(xml.path(el, "Source", "LocName")),
-        resp_uri=xml.text(xml.child(el, "RespURI")),
-        cred=_cred(xml.child(el, "Cred"), "SyncHdr"),
-        meta=_meta(xml.child(el, "Meta"), "SyncHdr"),
-        ver_dtd=xml.text(xml.child(el, "VerDTD")) or VER_DTD,
-        ver_proto=xml.text(xml.child(el, "VerProto")) or VER_PROTO,
+        target_name=xml.text(target_el.get("LocName")),
+        source_name=xml.text(source_el.get("LocName")),
+        resp_uri=xml.text(c.get("RespURI")),
+        cred=_cred(c.get("Cred"), "SyncHdr"),
+        meta=_meta(c.get("Meta"), "SyncHdr"),
+        ver_dtd=xml.text(c.get("VerDTD")) or VER_DTD,
+        ver_proto=xml.text(c.get("VerProto")) or VER_PROTO,
     )
 
 
@@ -150,99 +152,105 @@ def _commands(body: xml.Element) -> tuple[Command, ...]:
 
 def _command(el: xml.Element, where: str) -> Command:
     name = xml.local(el)
-    cmd_id = _number(el, "CmdID", f"{name} in {where}")
+    c = xml.index(el)
+    cmd_id = _number(c.get("CmdID"), "CmdID", f"{name} in {where}")
     if cmd_id is None:
         raise MalformedMessage(f"{name} in {where} has no CmdID")
     reader = _READERS.get(name)
     if reader is None:
         return Unknown(name=name, cmd_id=cmd_id)
-    return reader(el, cmd_id, f"{name} CmdID {cmd_id}")
+    return reader(el, c, cmd_id, f"{name} CmdID {cmd_id}")
 
 
-def _alert(el: xml.Element, cmd_id: int, where: str) -> Alert:
-    code = _number(el, "Data", where)
+# A command reader gets the element, its first child of each name (xml.index), its CmdID and
+# where it is, for error messages.
+_Reader = Callable[[xml.Element, dict[str, xml.Element], int, str], Command]
+
+
+def _alert(el: xml.Element, c: dict[str, xml.Element], cmd_id: int, where: str) -> Alert:
+    code = _number(c.get("Data"), "Data", where)
     if code is None:
         raise MalformedMessage(f"{where} has no Data (the alert code)")
     return Alert(
         cmd_id=cmd_id,
         data=alert_code(code),
         items=_items(el, where),
-        correlator=xml.text(xml.child(el, "Correlator")),
-        no_resp=xml.child(el, "NoResp") is not None,
+        correlator=xml.text(c.get("Correlator")),
+        no_resp="NoResp" in c,
     )
 
 
-def _status(el: xml.Element, cmd_id: int, where: str) -> Status:
-    cmd_ref = _number(el, "CmdRef", where)
+def _status(el: xml.Element, c: dict[str, xml.Element], cmd_id: int, where: str) -> Status:
+    cmd_ref = _number(c.get("CmdRef"), "CmdRef", where)
     if cmd_ref is None:
         raise MalformedMessage(f"{where} has no CmdRef")
-    cmd = xml.text(xml.child(el, "Cmd"))
+    cmd = xml.text(c.get("Cmd"))
     if not cmd:
         raise MalformedMessage(f"{where} has no Cmd")
-    data_el = xml.child(el, "Data")
-    code = _number(el, "Data", where)
+    data_el = c.get("Data")
+    code = _number(data_el, "Data", where)
     if data_el is None or code is None:
         raise MalformedMessage(f"{where} has no Data (the status code)")
-    chal_el = xml.child(el, "Chal")
+    chal_el = c.get("Chal")
     return Status(
         cmd_id=cmd_id,
-        msg_ref=_number(el, "MsgRef", where),
+        msg_ref=_number(c.get("MsgRef"), "MsgRef", where),
         cmd_ref=cmd_ref,
         cmd=cmd_name(cmd),
         data=status_code(code),
         target_refs=tuple(xml.text(r) or "" for r in xml.children(el, "TargetRef")),
         source_refs=tuple(xml.text(r) or "" for r in xml.children(el, "SourceRef")),
-        cred=_cred(xml.child(el, "Cred"), where),
+        cred=_cred(c.get("Cred"), where),
         chal=None if chal_el is None else Chal(meta=_meta(xml.child(chal_el, "Meta"), where) or Meta()),
         items=_items(el, where),
         original_error=xml.attr(data_el, "originalerror"),
     )
 
 
-def _results(el: xml.Element, cmd_id: int, where: str) -> Results:
-    cmd_ref = _number(el, "CmdRef", where)
+def _results(el: xml.Element, c: dict[str, xml.Element], cmd_id: int, where: str) -> Results:
+    cmd_ref = _number(c.get("CmdRef"), "CmdRef", where)
     if cmd_ref is None:
         raise MalformedMessage(f"{where} has no CmdRef")
-    cmd = xml.text(xml.child(el, "Cmd"))
+    cmd = xml.text(c.get("Cmd"))
     return Results(
         cmd_id=cmd_id,
         cmd_ref=cmd_ref,
-        msg_ref=_number(el, "MsgRef", where),
+        msg_ref=_number(c.get("MsgRef"), "MsgRef", where),
         cmd=cmd_name(cmd) if cmd else None,
-        meta=_meta(xml.child(el, "Meta"), where),
+        meta=_meta(c.get("Meta"), where),
         items=_items(el, where),
     )
 
 
-def _item_command(kind: type[ItemCommand]) -> Callable[[xml.Element, int, str], Command]:
-    def read(el: xml.Element, cmd_id: int, where: str) -> Command:
+def _item_command(kind: type[ItemCommand]) -> _Reader:
+    def read(el: xml.Element, c: dict[str, xml.Element], cmd_id: int, where: str) -> Command:
         fields = {
             "cmd_id": cmd_id,
             "items": _items(el, where),
-            "meta": _meta(xml.child(el, "Meta"), where),
-            "no_resp": xml.child(el, "NoResp") is not None,
+            "meta": _meta(c.get("Meta"), where),
+            "no_resp": "NoResp" in c,
         }
         if kind is Exec:
-            fields["correlator"] = xml.text(xml.child(el, "Correlator"))
+            fields["correlator"] = xml.text(c.get("Correlator"))
         return kind(**fields)  # type: ignore[return-value]
 
     return read
 
 
-def _container(kind: type[Container]) -> Callable[[xml.Element, int, str], Command]:
-    def read(el: xml.Element, cmd_id: int, where: str) -> Command:
-        inner = [c for c in xml.children(el) if xml.local(c) not in ("CmdID", "NoResp", "Meta", "Cred")]
+def _container(kind: type[Container]) -> _Reader:
+    def read(el: xml.Element, c: dict[str, xml.Element], cmd_id: int, where: str) -> Command:
+        inner = [e for e in xml.children(el) if xml.local(e) not in ("CmdID", "NoResp", "Meta", "Cred")]
         return kind(  # type: ignore[return-value]
             cmd_id=cmd_id,
-            commands=tuple(_command(c, f"{where} (element {n})") for n, c in enumerate(inner, start=1)),
-            meta=_meta(xml.child(el, "Meta"), where),
-            no_resp=xml.child(el, "NoResp") is not None,
+            commands=tuple(_command(e, f"{where} (element {n})") for n, e in enumerate(inner, start=1)),
+            meta=_meta(c.get("Meta"), where),
+            no_resp="NoResp" in c,
         )
 
     return read
 
 
-_READERS: dict[str, Callable[[xml.Element, int, str], Command]] = {
+_READERS: dict[str, _Reader] = {
     "Alert": _alert,
     "Status": _status,
     "Results": _results,
@@ -261,12 +269,14 @@ def _items(el: xml.Element, where: str) -> tuple[Item, ...]:
 
 
 def _item(el: xml.Element, where: str) -> Item:
+    c = xml.index(el)
+    target, source = c.get("Target"), c.get("Source")
     return Item(
-        target=xml.text(xml.path(el, "Target", "LocURI")),
-        source=xml.text(xml.path(el, "Source", "LocURI")),
-        meta=_meta(xml.child(el, "Meta"), where),
-        data=_data(xml.child(el, "Data")),
-        more_data=xml.child(el, "MoreData") is not None,
+        target=None if target is None else xml.text(xml.child(target, "LocURI")),
+        source=None if source is None else xml.text(xml.child(source, "LocURI")),
+        meta=_meta(c.get("Meta"), where),
+        data=_data(c.get("Data")),
+        more_data="MoreData" in c,
     )
 
 
@@ -277,7 +287,7 @@ def _data(el: xml.Element | None) -> str | None:
     can fall on it. Readers of values (inventory, codes) strip what they compare."""
     if el is None:
         return None
-    if next(xml.children(el), None) is None:
+    if len(el) == 0 or next(xml.children(el), None) is None:
         # Kept exactly: a chunk of a large object may begin or end with whitespace (MoreData).
         return "".join(el.itertext())
     parts = [el.text or ""]
@@ -302,9 +312,8 @@ def _inline(el: xml.Element, inherited: str) -> str:
 def _cred(el: xml.Element | None, where: str) -> Cred | None:
     if el is None:
         return None
-    return Cred(
-        data=xml.text(xml.child(el, "Data")) or "", meta=_meta(xml.child(el, "Meta"), f"{where} Cred")
-    )
+    c = xml.index(el)
+    return Cred(data=xml.text(c.get("Data")) or "", meta=_meta(c.get("Meta"), f"{where} Cred"))
 
 
 _META_TEXT = {"Format": "format", "Type": "type", "Mark": "mark", "NextNonce": "next_nonce"}
@@ -314,17 +323,17 @@ _META_NUMBERS = {"Size": "size", "MaxMsgSize": "max_msg_size", "MaxObjSize": "ma
 def _meta(el: xml.Element | None, where: str) -> Meta | None:
     if el is None:
         return None
+    c = xml.index(el)
     values: dict[str, object] = {}
     for name, field in _META_TEXT.items():
-        values[field] = xml.text(xml.child(el, name))
+        values[field] = xml.text(c.get(name))
     for name, field in _META_NUMBERS.items():
-        values[field] = _number(el, name, f"{where} Meta")
+        values[field] = _number(c.get(name), name, f"{where} Meta")
     return Meta(**values)  # type: ignore[arg-type]
 
 
-def _number(parent: xml.Element, name: str, where: str) -> int | None:
-    """A non-negative decimal child value; None when the element is absent."""
-    el = xml.child(parent, name)
+def _number(el: xml.Element | None, name: str, where: str) -> int | None:
+    """A non-negative decimal value of the child `el` (named `name`); None when it is absent."""
     if el is None:
         return None
     value = xml.text(el) or ""
