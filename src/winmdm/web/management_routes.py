@@ -6,12 +6,13 @@ digest Cred and, when presented, its enrollment certificate (protocol.md decisio
 
 from __future__ import annotations
 
+import functools
 import logging
 
+import anyio.to_thread
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -63,7 +64,8 @@ async def _management(request: Request, runtime: Runtime) -> Response:
     if cert is not None:
         log_context.bind(device=_common_name(cert))
     try:
-        answer = await run_in_threadpool(runtime.management.handle, body, client_cert=cert)
+        handle = functools.partial(runtime.management.handle, body, client_cert=cert)
+        answer = await anyio.to_thread.run_sync(handle, limiter=_limiter(request, runtime))
     except MalformedMessage as exc:
         return PlainTextResponse(f"Not an OMA-DM message: {exc.message}", status_code=400)
     except WinMDMError as exc:
@@ -75,6 +77,17 @@ async def _management(request: Request, runtime: Runtime) -> Response:
             "The server could not save the session; the device will retry.", status_code=503
         )
     return Response(answer, media_type=SYNCML_TYPE)
+
+
+def _limiter(request: Request, runtime: Runtime) -> anyio.CapacityLimiter | None:
+    """SQLite has one writer, and every answered message writes: one thread handles messages
+    at a time, rather than many threads queueing on the database lock (and on each other for
+    the GIL). PostgreSQL takes anyio's default (40 threads): its writes wait on the network."""
+    limiter = getattr(request.app.state, "management_limiter", False)
+    if limiter is False:
+        sqlite = runtime.engine is not None and runtime.engine.dialect.name == "sqlite"
+        limiter = request.app.state.management_limiter = anyio.CapacityLimiter(1) if sqlite else None
+    return limiter
 
 
 def _common_name(cert: x509.Certificate) -> str | None:
