@@ -3,12 +3,14 @@ claiming the DeviceID, with its host, session, waiting-command flag and agent st
 record of the presented certificate, in one statement.
 
 An idle check-in used to run a query per store (enrollments, certificate, host, session, queue,
-agent): each costs more in the driver and SQLAlchemy than in the database.
+agent): each costs more in the driver and SQLAlchemy than in the database. The one statement
+runs on the driver's cursor (sql_driver.py): SQLAlchemy's execution and row objects cost more
+than SQLite's work on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +26,7 @@ from winmdm.storage.schema import (
     mdm_sessions,
 )
 from winmdm.storage.sql_commands import session_from_row
+from winmdm.storage.sql_driver import DriverSelect
 from winmdm.storage.sql_rows import certificate_from_row, enrollment_from_row, host_from_row
 
 _TABLES = {"e": enrollments, "h": hosts, "s": mdm_sessions, "c": device_certificates, "a": host_agent}
@@ -42,7 +45,10 @@ _WAITING = (
 )
 _NAMES = {prefix: [(c.name, f"{prefix}__{c.name}") for c in table.c] for prefix, table in _TABLES.items()}
 _COLUMNS = [table.c[name].label(label) for p, table in _TABLES.items() for name, label in _NAMES[p]]
-_DEVICE_STATE = (
+# Where each table's columns sit in a row: (column name, index).
+_AT = {label: n for n, label in enumerate([c.name for c in _COLUMNS] + ["commands_waiting"])}
+_PARTS = {prefix: [(name, _AT[label]) for name, label in names] for prefix, names in _NAMES.items()}
+_DEVICE_STATE = DriverSelect(
     sa.select(*_COLUMNS, _WAITING)
     .select_from(
         enrollments.join(hosts, hosts.c.id == enrollments.c.host_id)
@@ -59,8 +65,8 @@ _DEVICE_STATE = (
 )
 
 
-def _part(row: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    return {name: row[label] for name, label in _NAMES[prefix]}
+def _part(row: Sequence[Any], prefix: str) -> dict[str, Any]:
+    return {name: row[n] for name, n in _PARTS[prefix]}
 
 
 def read_device_state(
@@ -70,11 +76,10 @@ def read_device_state(
     claims: list[DeviceClaim] = []
     agents: dict[int, HostAgent | None] = {}
     certificate = None
-    for result in conn.execute(_DEVICE_STATE, {"device_id": device_id, "serial": certificate_serial}):
-        row = result._mapping
+    for row in _DEVICE_STATE.rows(conn, {"device_id": device_id, "serial": certificate_serial}):
         host_row = _part(row, "h")
         host = host_from_row(host_row)
-        session = None if row["s__enrollment_id"] is None else session_from_row(_part(row, "s"))
+        session = None if row[_AT["s__enrollment_id"]] is None else session_from_row(_part(row, "s"))
         claims.append(
             DeviceClaim(
                 enrollment=enrollment_from_row(_part(row, "e")),
@@ -89,10 +94,10 @@ def read_device_state(
                     dm_version=host_row["dm_version"],
                 ),
                 session=session,
-                commands_waiting=bool(row["commands_waiting"]),
+                commands_waiting=bool(row[_AT["commands_waiting"]]),
             )
         )
-        if certificate is None and row["c__serial"] is not None:
+        if certificate is None and row[_AT["c__serial"]] is not None:
             certificate = certificate_from_row(_part(row, "c"))
         agent = _part(row, "a")
         agents[host.id] = None if agent["host_id"] is None else HostAgent(**agent)
