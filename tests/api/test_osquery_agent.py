@@ -147,6 +147,27 @@ def test_an_unknown_node_key_is_node_invalid_and_osquery_enrolls_again(server: S
     assert conflict.details["matched"] == "hardware_uuid"
 
 
+def test_a_secret_or_node_key_with_a_lone_surrogate_is_node_invalid_not_a_crash(server: Server) -> None:
+    """JSON's \\ud800 escape is valid JSON but no UTF-8 text: found by scripts/fuzz (the hashing
+    of the secret and of the key raised UnicodeEncodeError, a 500)."""
+    _, secret = team_secret(server, None)
+    agent = OsqueryAgent(enroll_secret=secret)
+    agent.enroll(server.client)
+    cases = [
+        ("enroll_tls_endpoint", {"enroll_secret": secret + "\ud800"}),
+        ("enroll_tls_endpoint", {"enroll_secret": "\udfff\ud800"}),
+        ("config_tls_endpoint", {"node_key": agent.node_key + "\ud800"}),
+        ("logger_tls_endpoint", {"data": [], "log_type": "status", "node_key": "\ud800"}),
+        ("distributed_tls_read_endpoint", {"node_key": "\udfff\ud800"}),
+        ("distributed_tls_write_endpoint", {"queries": {}, "node_key": "a\ud800b"}),
+    ]
+    for endpoint, body in cases:
+        answer = _post(server, endpoint, json.dumps(body).encode())  # as escapes: valid JSON text
+        assert answer.status_code == 401, (endpoint, answer.text)
+        assert answer.json()["node_invalid"] is True and isinstance(answer.json()["error"], str)
+    assert agent.config(server.client)["node_invalid"] is False  # the real key still works
+
+
 def test_a_silent_agent_re_enrolls_into_its_host_and_team_with_a_new_key(server: Server, clock) -> None:
     team_id, secret = team_secret(server, "Laptops")
     _, other_secret = team_secret(server, "Kiosks")
