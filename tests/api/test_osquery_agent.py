@@ -280,6 +280,20 @@ def test_bodies_osquery_would_never_send_get_clear_json_errors(server: Server) -
     assert _post(server, "logger_tls_endpoint", body, **{"Content-Encoding": "gzip"}).status_code == 200
 
 
+def test_a_gzip_body_cut_short_is_a_400_even_when_its_json_came_through_whole(server: Server) -> None:
+    """A broken stream is a 400 (docs/agent-channel.md "Limits and errors"), its CRC and size
+    trailer included: found by scripts/fuzz (zlib inflates what it got and said nothing)."""
+    _, secret = team_secret(server, None)
+    agent = OsqueryAgent(enroll_secret=secret)
+    agent.enroll(server.client)
+    packed = gzip.compress(compact({"data": [{"m": "1"}], "log_type": "status", "node_key": agent.node_key}))
+    for cut in (1, 4, 8, 9):
+        answer = _post(server, "logger_tls_endpoint", packed[:-cut], **{"Content-Encoding": "gzip"})
+        assert answer.status_code == 400, (cut, answer.text)
+        assert answer.json()["node_invalid"] is False and "gzip" in answer.json()["error"]
+    assert _post(server, "logger_tls_endpoint", packed, **{"Content-Encoding": "gzip"}).status_code == 200
+
+
 def test_the_mdm_enrollment_of_the_agents_pc_joins_its_host_and_team(server: Server) -> None:
     team_id, secret = team_secret(server, "Laptops")
     agent = OsqueryAgent(enroll_secret=secret)
