@@ -294,6 +294,22 @@ def test_a_gzip_body_cut_short_is_a_400_even_when_its_json_came_through_whole(se
     assert _post(server, "logger_tls_endpoint", packed, **{"Content-Encoding": "gzip"}).status_code == 200
 
 
+def test_a_result_cell_json_reads_as_infinity_is_stored_as_null_not_a_503(server: Server) -> None:
+    """1e999 is valid JSON that Python reads as inf, which PostgreSQL's json type refuses: the
+    write was a 503 osquery retries for ever, and the live query never got its rows."""
+    _, secret = team_secret(server, None)
+    agent = OsqueryAgent(enroll_secret=secret)
+    agent.enroll(server.client)
+    host, _ = agent_host(server, agent)
+    live = server.post(f"/hosts/{host.id}/queries", json={"sql": "SELECT 1"}).json()["query"]["id"]
+    name = f"winmdm_live_{live}".encode()
+    body = b'{"queries":{"%s":[{"a":1e999,"b":-1e999,"c":"1","d":1.5}]},"statuses":{"%s":0},"node_key":"%s"}'
+    answer = _post(server, "distributed_tls_write_endpoint", body % (name, name, agent.node_key.encode()))
+    assert answer.status_code == 200, answer.text
+    done = server.get(f"/hosts/{host.id}/queries/{live}").json()["query"]
+    assert (done["state"], done["rows"]) == ("done", [{"a": None, "b": None, "c": "1", "d": 1.5}])
+
+
 def test_the_mdm_enrollment_of_the_agents_pc_joins_its_host_and_team(server: Server) -> None:
     team_id, secret = team_secret(server, "Laptops")
     agent = OsqueryAgent(enroll_secret=secret)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import uuid
 from collections.abc import Callable
@@ -309,7 +310,10 @@ def _row(row: object) -> dict[str, Any]:
 
 
 def _cell(value: object) -> object:
-    """A value as sent (osquery's are strings, empty ones included), made storable."""
+    """A value as sent (osquery's are strings, empty ones included), made storable: JSON's
+    1e999 reads as inf, which no JSON column takes (PostgreSQL's refuses it), so it is null."""
     if isinstance(value, str):
         return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:4096]
-    return value if isinstance(value, int | float | bool) or value is None else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value if isinstance(value, int | bool) or value is None else None
