@@ -195,6 +195,27 @@ def test_an_unknown_node_key_is_node_invalid_and_osquery_enrolls_again(server: S
     assert conflict.details["matched"] == "hardware_uuid"
 
 
+def test_a_secret_or_node_key_with_a_lone_surrogate_is_node_invalid_not_a_crash(server: Server) -> None:
+    """JSON's \\ud800 escape is valid JSON but no UTF-8 text: found by scripts/fuzz (the hashing
+    of the secret and of the key raised UnicodeEncodeError, a 500)."""
+    _, secret = team_secret(server, None)
+    agent = OsqueryAgent(enroll_secret=secret)
+    agent.enroll(server.client)
+    cases = [
+        ("enroll_tls_endpoint", {"enroll_secret": secret + "\ud800"}),
+        ("enroll_tls_endpoint", {"enroll_secret": "\udfff\ud800"}),
+        ("config_tls_endpoint", {"node_key": agent.node_key + "\ud800"}),
+        ("logger_tls_endpoint", {"data": [], "log_type": "status", "node_key": "\ud800"}),
+        ("distributed_tls_read_endpoint", {"node_key": "\udfff\ud800"}),
+        ("distributed_tls_write_endpoint", {"queries": {}, "node_key": "a\ud800b"}),
+    ]
+    for endpoint, body in cases:
+        answer = _post(server, endpoint, json.dumps(body).encode())  # as escapes: valid JSON text
+        assert answer.status_code == 401, (endpoint, answer.text)
+        assert answer.json()["node_invalid"] is True and isinstance(answer.json()["error"], str)
+    assert agent.config(server.client)["node_invalid"] is False  # the real key still works
+
+
 def test_a_silent_agent_re_enrolls_into_its_host_and_team_with_a_new_key(server: Server, clock) -> None:
     team_id, secret = team_secret(server, "Laptops")
     _, other_secret = team_secret(server, "Kiosks")
@@ -305,6 +326,36 @@ def test_bodies_osquery_would_never_send_get_clear_json_errors(server: Server) -
     # A compressed log, as --logger_tls_compress sends it, is read.
     body = gzip.compress(compact({"data": [{"m": "1"}], "log_type": "status", "node_key": key}))
     assert _post(server, "logger_tls_endpoint", body, **{"Content-Encoding": "gzip"}).status_code == 200
+
+
+def test_a_gzip_body_cut_short_is_a_400_even_when_its_json_came_through_whole(server: Server) -> None:
+    """A broken stream is a 400 (docs/agent-channel.md "Limits and errors"), its CRC and size
+    trailer included: found by scripts/fuzz (zlib inflates what it got and said nothing)."""
+    _, secret = team_secret(server, None)
+    agent = OsqueryAgent(enroll_secret=secret)
+    agent.enroll(server.client)
+    packed = gzip.compress(compact({"data": [{"m": "1"}], "log_type": "status", "node_key": agent.node_key}))
+    for cut in (1, 4, 8, 9):
+        answer = _post(server, "logger_tls_endpoint", packed[:-cut], **{"Content-Encoding": "gzip"})
+        assert answer.status_code == 400, (cut, answer.text)
+        assert answer.json()["node_invalid"] is False and "gzip" in answer.json()["error"]
+    assert _post(server, "logger_tls_endpoint", packed, **{"Content-Encoding": "gzip"}).status_code == 200
+
+
+def test_a_result_cell_json_reads_as_infinity_is_stored_as_null_not_a_503(server: Server) -> None:
+    """1e999 is valid JSON that Python reads as inf, which PostgreSQL's json type refuses: the
+    write was a 503 osquery retries for ever, and the live query never got its rows."""
+    _, secret = team_secret(server, None)
+    agent = OsqueryAgent(enroll_secret=secret)
+    agent.enroll(server.client)
+    host, _ = agent_host(server, agent)
+    live = server.post(f"/hosts/{host.id}/queries", json={"sql": "SELECT 1"}).json()["query"]["id"]
+    name = f"winmdm_live_{live}".encode()
+    body = b'{"queries":{"%s":[{"a":1e999,"b":-1e999,"c":"1","d":1.5}]},"statuses":{"%s":0},"node_key":"%s"}'
+    answer = _post(server, "distributed_tls_write_endpoint", body % (name, name, agent.node_key.encode()))
+    assert answer.status_code == 200, answer.text
+    done = server.get(f"/hosts/{host.id}/queries/{live}").json()["query"]
+    assert (done["state"], done["rows"]) == ("done", [{"a": None, "b": None, "c": "1", "d": 1.5}])
 
 
 def test_the_mdm_enrollment_of_the_agents_pc_joins_its_host_and_team(server: Server) -> None:

@@ -5,12 +5,14 @@ living through management sessions. Each input is a seed mutated as XML (element
 doubled, moved, renamed, re-namespaced; texts and attributes replaced with hostile values), then
 sometimes as bytes (flips, cuts, DTDs, entities, stray encodings), or a GET/POST of the pages
 with hostile query strings, headers and forms. SyncML inputs mostly keep a valid digest Cred of
-an enrolled device, so they reach deep into its session.
+an enrolled device, so they reach deep into its session. A fifth of the inputs go to osquery's
+TLS remote API, from what the osquery emulator sent (tests/support/fuzz_osquery.py).
 
 Every answer is checked: no 5xx but the MS-MDE2 SOAP fault (HTTP 500 with a fault body,
 protocol.md decision 1), no exception out of the app, no log record with a traceback or at
-ERROR. Run `scripts/fuzz --inputs 1000000` for the full campaign; tests/web/test_fuzz.py runs a
-short one.
+ERROR; an osquery answer must also be osquery's JSON shape with the status its input calls for.
+Run `scripts/fuzz --inputs 1000000` for the full campaign; tests/web/test_fuzz.py runs a short
+one.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from starlette.testclient import TestClient
 
 from tests.support.device import WindowsDevice
 from tests.support.entra_issuer import EntraIssuer
+from tests.support.fuzz_osquery import Check, OsqueryFuzz
 from tests.support.omadm import ManagedDevice
 from tests.vectors import family, vector
 from winmdm.config import load_config
@@ -47,6 +50,8 @@ SERVER = "https://mdm.corp.example"
 TENANT = "0b9f5c3e-2a4d-4e8f-9a1b-7c6d5e4f3a2b"
 SOAP_TYPE = "application/soap+xml; charset=utf-8"
 SYNCML_TYPE = "application/vnd.syncml.dm+xml"
+# About what one more endpoint family gets; the rest keep their shares among themselves.
+OSQUERY_SHARE = 0.2
 
 HOSTILE_TEXT = [
     "",
@@ -117,6 +122,9 @@ class Case:
     body: bytes = b""
     kind: str = ""
     tls_cert_pem: str | None = None
+    # When set, the whole check of the answer (status, shape); else "no 5xx but a SOAP fault".
+    expect: Check | None = None
+    note: str = ""  # what was changed, when a problem needs saying
 
 
 @dataclass
@@ -124,7 +132,18 @@ class Outcome:
     inputs: int = 0
     problems: list[str] = field(default_factory=list)
     by_status: dict[int, int] = field(default_factory=dict)
+    by_kind: dict[str, dict[int, int]] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def add(self, other: Outcome) -> None:
+        self.inputs += other.inputs
+        self.problems.extend(other.problems)
+        for status, count in other.by_status.items():
+            self.by_status[status] = self.by_status.get(status, 0) + count
+        for kind, statuses in other.by_kind.items():
+            mine = self.by_kind.setdefault(kind, {})
+            for status, count in statuses.items():
+                mine[status] = mine.get(status, 0) + count
 
 
 class _Records(logging.Handler):
@@ -163,6 +182,12 @@ class Fuzzer:
         logging.getLogger().setLevel(logging.INFO)
         self.loop = asyncio.new_event_loop()
         self._enroll_devices(3)
+        self.osquery = OsqueryFuzz(
+            self.app,
+            self.runtime,
+            self.random,
+            lambda: [(m.device.device_id, m.serial) for m in self.devices],
+        )
 
     def close(self) -> None:
         logging.getLogger().removeHandler(self.records)
@@ -219,6 +244,8 @@ class Fuzzer:
 
     # -- inputs ---------------------------------------------------------------------------------
     def case(self) -> Case:
+        if self.random.random() < OSQUERY_SHARE:
+            return self._osquery_case()
         r = self.random.random()
         if r < 0.35:
             return self._soap_case()
@@ -233,6 +260,18 @@ class Fuzzer:
             SOAP_TYPE if self.random.random() < 0.95 else self.random.choice(["text/xml", "", "a/b"])
         )
         return Case("POST", path, headers=[(b"content-type", content_type.encode())], body=body, kind="soap")
+
+    def _osquery_case(self) -> Case:
+        request = self.osquery.request()
+        return Case(
+            "POST",
+            request.path,
+            headers=request.headers,
+            body=request.body,
+            kind="osquery",
+            expect=request.check,
+            note=request.note,
+        )
 
     def _syncml_case(self) -> Case:
         devices = self._live_devices()
@@ -268,7 +307,12 @@ class Fuzzer:
             return Case("GET", endpoints.AUTHENTICATION_PATH, query=urlencode(query).encode(), kind="page")
         if pick < 0.3:
             query = {"code": values[0], "state": values[1], "error": values[2]}
-            return Case("GET", endpoints.AUTHENTICATION_PATH + "/callback", query=urlencode(query).encode())
+            return Case(
+                "GET",
+                endpoints.AUTHENTICATION_PATH + "/callback",
+                query=urlencode(query).encode(),
+                kind="page",
+            )
         if pick < 0.55:
             query = {
                 "redirect_uri": self.random.choice(["ms-appx-web://Microsoft.AAD.BrokerPlugin/x", values[0]]),
@@ -404,8 +448,14 @@ class Fuzzer:
     async def _one(self, case: Case, outcome: Outcome) -> str | None:
         status, content_type, body = await _call(self.app, case)
         outcome.by_status[status] = outcome.by_status.get(status, 0) + 1
+        kind = outcome.by_kind.setdefault(case.kind, {})
+        kind[status] = kind.get(status, 0) + 1
         if status == -1:
-            return f"{case.kind} {case.method} {case.path}: exception {body.decode(errors='replace')[:300]}"
+            said, note = body.decode(errors="replace")[:300], f" ({case.note})" if case.note else ""
+            return f"{case.kind} {case.method} {case.path}: exception {said}{note}"
+        if case.expect is not None:
+            wrong = case.expect(status, content_type, body)
+            return None if wrong is None else f"{case.kind} {case.method} {case.path}: {wrong}"
         if status < 500:
             return None
         if status == 500 and content_type.startswith("application/soap+xml") and _is_fault(body):
@@ -515,10 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         for done in pool.imap_unordered(_worker, batches):
-            total.inputs += done.inputs
-            total.problems.extend(done.problems)
-            for status, count in done.by_status.items():
-                total.by_status[status] = total.by_status.get(status, 0) + count
+            total.add(done)
             elapsed = time.monotonic() - started
             print(
                 f"{total.inputs:>9} inputs  {total.inputs / elapsed:8.0f}/s  problems {len(total.problems)}",
@@ -528,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print(f"inputs: {total.inputs}  seconds: {elapsed:.0f}  rate: {total.inputs / elapsed:.0f}/s")
     print("answers by HTTP status: " + ", ".join(f"{k}: {v}" for k, v in sorted(total.by_status.items())))
+    for kind, statuses in sorted(total.by_kind.items()):
+        print(f"  {kind}: " + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())))
     print(f"problems: {len(total.problems)}")
     for problem in sorted(set(total.problems))[:50]:
         print("  " + problem)

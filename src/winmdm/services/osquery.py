@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import uuid
 from collections.abc import Callable
@@ -64,6 +65,19 @@ def node_key_hash(node_key: str) -> str:
     return hashlib.sha256(node_key.encode("utf-8")).hexdigest()
 
 
+def _is_credential(value: object, limit: int) -> bool:
+    """Whether `value` can be a secret or node key at all: a non-blank string of at most `limit`
+    characters that UTF-8 can encode (JSON's \\ud800 escape gives a lone surrogate, which none
+    has and which hashing could not encode)."""
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def text(value: object, limit: int = MAX_TEXT) -> str | None:
     """A reported value as storable text: strings only, no NUL, no lone surrogate, bounded."""
     if not isinstance(value, str):
@@ -109,7 +123,7 @@ class OsqueryAgents:
     def enroll(self, body: dict[str, Any]) -> str:
         """A node key for the agent; its host is found or created (osquery_identity.py)."""
         secret = body.get("enroll_secret")
-        if not isinstance(secret, str) or not secret.strip() or len(secret) > MAX_SECRET:
+        if not _is_credential(secret, MAX_SECRET):
             raise NodeInvalid("enroll failed: send the team's enroll secret (osquery --enroll_secret_path)")
         details = _object(body, "host_details")
         system = _object(details, "system_info")
@@ -180,7 +194,7 @@ class OsqueryAgents:
     # --- authenticated requests -------------------------------------------------------------
 
     def _node(self, tx: Transaction, node_key: object, now: datetime) -> AgentNode:
-        if not isinstance(node_key, str) or not node_key or len(node_key) > MAX_NODE_KEY:
+        if not _is_credential(node_key, MAX_NODE_KEY):
             raise NodeInvalid("missing node key: enroll first")
         wanted = node_key_hash(node_key)
         node = tx.osquery_nodes.by_key_hash(wanted)
@@ -292,7 +306,10 @@ def _row(row: object) -> dict[str, Any]:
 
 
 def _cell(value: object) -> object:
-    """A value as sent (osquery's are strings, empty ones included), made storable."""
+    """A value as sent (osquery's are strings, empty ones included), made storable: JSON's
+    1e999 reads as inf, which no JSON column takes (PostgreSQL's refuses it), so it is null."""
     if isinstance(value, str):
         return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:4096]
-    return value if isinstance(value, int | float | bool) or value is None else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value if isinstance(value, int | bool) or value is None else None

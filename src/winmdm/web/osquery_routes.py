@@ -44,7 +44,9 @@ def _refuse_constant(name: str) -> float:
 
 
 def _gunzip(raw: bytes, limit: int) -> bytes:
-    """osquery's --logger_tls_compress body, inflated to at most `limit` bytes."""
+    """osquery's --logger_tls_compress body, inflated to at most `limit` bytes. zlib inflates a
+    stream cut short without a word, so its end (with the CRC-32 and size checked) must be seen:
+    a body that lost its last bytes on the way is refused, not read as if whole."""
     inflater = zlib.decompressobj(wbits=31)
     try:
         inflated = inflater.decompress(raw, limit + 1)
@@ -52,6 +54,8 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
         raise MalformedMessage("the gzip body cannot be inflated") from None
     if len(inflated) > limit or inflater.unconsumed_tail:
         raise HostileInput(f"the inflated request body exceeds the limit of {limit} bytes")
+    if not inflater.eof:
+        raise MalformedMessage("the gzip body is cut short: its stream does not end")
     return inflated
 
 
