@@ -13,7 +13,7 @@ from winmdm.domain.models import EnrollmentKind, MDMStatus
 from winmdm.errors import InvalidInput
 from winmdm.storage.schema import hosts
 from winmdm.storage.sql import SQLStorage
-from winmdm.storage.sql_driver import DriverSelect
+from winmdm.storage.sql_driver import DriverStatement
 
 _BY_SERIAL = (
     sa.select(hosts, sa.literal(MDMStatus.PENDING, hosts.c.mdm_status.type).label("literal_status"))
@@ -39,7 +39,7 @@ def test_rows_are_what_sqlalchemy_returns(storage: SQLStorage) -> None:
                     last_seen_at=None if n else T0 + timedelta(days=1),
                 )
             )
-        driver = DriverSelect(_BY_SERIAL)
+        driver = DriverStatement(_BY_SERIAL)
         expected = [list(row) for row in conn.execute(_BY_SERIAL, {"serial": "SER-1"})]
         assert driver.rows(conn, {"serial": "SER-1"}) == expected
         assert len(expected) == 2 and expected[0][-1] is MDMStatus.PENDING
@@ -49,10 +49,36 @@ def test_rows_are_what_sqlalchemy_returns(storage: SQLStorage) -> None:
 
 def test_a_value_the_database_cannot_hold_is_refused_like_any_statement(storage: SQLStorage) -> None:
     with pytest.raises(InvalidInput), storage.transaction() as tx:
-        DriverSelect(_BY_SERIAL).rows(tx.connection, {"serial": "bad \ud800"})
+        DriverStatement(_BY_SERIAL).rows(tx.connection, {"serial": "bad \ud800"})
 
 
 def test_a_driver_error_is_sqlalchemys_error(storage: SQLStorage) -> None:
-    broken = DriverSelect(sa.select(sa.column("nothing")).select_from(sa.table("no_such_table")))
+    broken = DriverStatement(sa.select(sa.column("nothing")).select_from(sa.table("no_such_table")))
     with pytest.raises(sa.exc.DBAPIError), storage.transaction() as tx:
         broken.rows(tx.connection, {})
+
+
+def test_a_write_changes_what_sqlalchemy_would_and_counts_its_rows(storage: SQLStorage) -> None:
+    seen = (
+        hosts.update()
+        .where(hosts.c.serial == sa.bindparam("match", type_=sa.Text))
+        .values(last_seen_at=sa.bindparam("at", type_=hosts.c.last_seen_at.type))
+    )
+    per_dialect = DriverStatement(lambda dialect: seen if dialect in ("sqlite", "postgresql") else None)
+    with storage.transaction() as tx:
+        conn = tx.connection
+        for n in range(3):
+            conn.execute(
+                hosts.insert().values(
+                    uuid=f"w{n}",
+                    display_name="PC",
+                    serial="S",
+                    mdm_status=MDMStatus.OFF,
+                    created_at=T0,
+                    updated_at=T0,
+                )
+            )
+        assert per_dialect.execute(conn, {"match": "S", "at": T0 + timedelta(hours=1), "unused": 1}) == 3
+        assert DriverStatement(seen).execute(conn, {"match": "none", "at": T0}) == 0
+        stored = conn.execute(sa.select(hosts.c.last_seen_at).where(hosts.c.serial == "S")).scalars().all()
+        assert stored == [T0 + timedelta(hours=1)] * 3

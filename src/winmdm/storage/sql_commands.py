@@ -25,6 +25,7 @@ from winmdm.domain.management import (
 from winmdm.errors import NotFound
 from winmdm.protocol.syncml.session import dump_state, load_state
 from winmdm.storage.schema import commands, enrollments, host_commands, hosts, mdm_sessions
+from winmdm.storage.sql_driver import DriverStatement
 from winmdm.storage.sql_rows import IdList, PerDialect, insert_for_dialect, upsert
 
 
@@ -185,7 +186,10 @@ def _build_answered(dialect: str) -> sa.Executable:
     return statement
 
 
-_ANSWERED = PerDialect(_build_answered)
+# On the driver's cursor (sql_driver.py): every answered management message runs them.
+_ANSWERED = DriverStatement(_build_answered)
+_RENEW_NONCE = DriverStatement(RENEW_NONCE)
+_CHECKED_IN = DriverStatement(CHECKED_IN)
 
 
 def _host_command(row: Mapping[str, Any]) -> HostCommand:
@@ -376,6 +380,6 @@ class SQLSessionStore:
         }
         if self._conn.dialect.name != "postgresql":  # SQLite: no UPDATE in a WITH clause
             if nonce is not None:
-                self._conn.execute(RENEW_NONCE, params)
-            self._conn.execute(CHECKED_IN, params)
-        self._conn.execute(_ANSWERED(self._conn), params)
+                _RENEW_NONCE.execute(self._conn, params)
+            _CHECKED_IN.execute(self._conn, params)
+        _ANSWERED.execute(self._conn, params)

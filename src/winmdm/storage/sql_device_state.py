@@ -26,7 +26,7 @@ from winmdm.storage.schema import (
     mdm_sessions,
 )
 from winmdm.storage.sql_commands import session_from_row
-from winmdm.storage.sql_driver import DriverSelect
+from winmdm.storage.sql_driver import DriverStatement
 from winmdm.storage.sql_rows import certificate_from_row, enrollment_from_row, host_from_row
 
 _TABLES = {"e": enrollments, "h": hosts, "s": mdm_sessions, "c": device_certificates, "a": host_agent}
@@ -48,7 +48,7 @@ _COLUMNS = [table.c[name].label(label) for p, table in _TABLES.items() for name,
 # Where each table's columns sit in a row: (column name, index).
 _AT = {label: n for n, label in enumerate([c.name for c in _COLUMNS] + ["commands_waiting"])}
 _PARTS = {prefix: [(name, _AT[label]) for name, label in names] for prefix, names in _NAMES.items()}
-_DEVICE_STATE = DriverSelect(
+_DEVICE_STATE = DriverStatement(
     sa.select(*_COLUMNS, _WAITING)
     .select_from(
         enrollments.join(hosts, hosts.c.id == enrollments.c.host_id)
