@@ -1,150 +1,98 @@
-"""A small lexer for PowerShell source: code, comments and strings, for structure checks on Linux.
+"""PowerShell source parsed by the tree-sitter PowerShell grammar, for the script checks on Linux.
 
-Not PowerShell's parser (none installs from the registries here: see
-docs/solutions/windows/README.md). It knows what the checks need: `#` line and `<# #>` block
-comments, '...' strings ('' inside), "..." strings (backtick escapes, "" inside) and @'...'@ /
-@"..."@ here-strings, so that brackets and operators are only looked for in code.
+PowerShell itself does not install from the registries here (docs/solutions/windows/README.md);
+`tree-sitter-powershell` (PyPI, airbus-cert/tree-sitter-powershell) is a full grammar of the
+language: statements, blocks, the four kinds of string, comments, operators. A script it parses
+without ERROR or MISSING nodes is well formed to that grammar; what it calls is not checked.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
 
-PAIRS = {")": "(", "}": "{", "]": "["}
+import tree_sitter_powershell
+from tree_sitter import Language, Node, Parser, Tree
+
+STRING_TYPES = frozenset({"string_literal"})
+COMMENT_TYPES = frozenset({"comment"})
 
 
 class SourceError(ValueError):
-    """The source is not well formed: an unclosed string or comment, or unbalanced brackets."""
+    """The source is not well formed to the grammar, or a looked-for part is not there."""
 
 
-@dataclass(frozen=True)
-class Token:
-    kind: str  # "code", "comment", "string"
-    text: str  # for strings, the value (quotes removed, escapes of '' / "" undone)
-    start: int  # offset in the source
-    end: int
+@functools.cache
+def _parser() -> Parser:
+    return Parser(Language(tree_sitter_powershell.language()))
 
 
-def _line(source: str, offset: int) -> int:
-    return source.count("\n", 0, offset) + 1
+def parse(source: str) -> Tree:
+    return _parser().parse(source.encode("utf-8"))
 
 
-def tokenize(source: str) -> list[Token]:
-    tokens: list[Token] = []
-    code_start = 0
-    i = 0
-    n = len(source)
-
-    def flush(upto: int) -> None:
-        if upto > code_start:
-            tokens.append(Token("code", source[code_start:upto], code_start, upto))
-
-    while i < n:
-        ch = source[i]
-        if source.startswith("<#", i):
-            end = source.find("#>", i + 2)
-            if end < 0:
-                raise SourceError(f"line {_line(source, i)}: block comment never closed")
-            flush(i)
-            tokens.append(Token("comment", source[i + 2 : end], i, end + 2))
-            i = code_start = end + 2
-        elif ch == "#":
-            end = source.find("\n", i)
-            end = n if end < 0 else end
-            flush(i)
-            tokens.append(Token("comment", source[i + 1 : end], i, end))
-            i = code_start = end
-        elif source.startswith(("@'", '@"'), i) and source[i + 2 : i + 3] in ("\n", "\r"):
-            closer = "\n" + source[i + 1] + "@"
-            end = source.find(closer, i + 2)
-            if end < 0:
-                raise SourceError(f"line {_line(source, i)}: here-string never closed")
-            flush(i)
-            tokens.append(Token("string", source[i + 3 : end], i, end + len(closer)))
-            i = code_start = end + len(closer)
-        elif ch in ("'", '"'):
-            value, end = _quoted(source, i)
-            flush(i)
-            tokens.append(Token("string", value, i, end))
-            i = code_start = end
-        else:
-            i += 1
-    flush(n)
-    return tokens
+def _walk(node: Node):
+    yield node
+    for child in node.children:
+        yield from _walk(child)
 
 
-def _quoted(source: str, start: int) -> tuple[str, int]:
-    """A '...' or "..." string from `start`: (value, offset after the closing quote)."""
-    quote = source[start]
-    out: list[str] = []
-    i = start + 1
-    while i < len(source):
-        ch = source[i]
-        if quote == '"' and ch == "`" and i + 1 < len(source):
-            out.append(source[i : i + 2])
-            i += 2
-        elif ch == quote:
-            if source[i + 1 : i + 2] == quote:  # '' or "" stands for one quote
-                out.append(quote)
-                i += 2
-            else:
-                return "".join(out), i + 1
-        else:
-            out.append(ch)
-            i += 1
-    raise SourceError(f"line {_line(source, start)}: string never closed")
+def syntax_errors(source: str) -> list[str]:
+    """Where the grammar could not parse the source: "line N: ..." per ERROR or MISSING node."""
+    problems = []
+    for node in _walk(parse(source).root_node):
+        line = node.start_point[0] + 1
+        if node.is_missing:
+            problems.append(f"line {line}: missing {node.type!r}")
+        elif node.type == "ERROR":
+            problems.append(f"line {line}: cannot parse {node.text.decode('utf-8', 'replace')[:60]!r}")
+    return problems
 
 
-def code_of(tokens: list[Token]) -> str:
-    """The code with every string replaced by '' and every comment by a space."""
-    parts = []
-    for token in tokens:
-        if token.kind == "code":
-            parts.append(token.text)
-        elif token.kind == "string":
-            parts.append("''")
-        else:
-            parts.append(" ")
-    return "".join(parts)
+def check(source: str) -> None:
+    """Raise SourceError with every syntax error the grammar found."""
+    problems = syntax_errors(source)
+    if problems:
+        raise SourceError("; ".join(problems))
 
 
-def check_brackets(source: str, tokens: list[Token]) -> None:
-    """Raise SourceError unless (), {} and [] pair up in the code."""
-    stack: list[tuple[str, int]] = []
-    for token in tokens:
-        if token.kind != "code":
-            continue
-        for offset, ch in enumerate(token.text, start=token.start):
-            if ch in "({[":
-                stack.append((ch, offset))
-            elif ch in PAIRS:
-                if not stack or stack[-1][0] != PAIRS[ch]:
-                    raise SourceError(f"line {_line(source, offset)}: unmatched {ch!r}")
-                stack.pop()
-    if stack:
-        ch, offset = stack[-1]
-        raise SourceError(f"line {_line(source, offset)}: {ch!r} never closed")
+def node_types(source: str) -> set[str]:
+    return {node.type for node in _walk(parse(source).root_node)}
 
 
-def block_after(source: str, tokens: list[Token], marker: str) -> str:
-    """The source of the {...} block that follows `marker` (found in code), braces excluded."""
-    position = source.find(marker)
+def code_of(source: str) -> str:
+    """The code with every string literal replaced by '' and every comment by a space."""
+    data = source.encode("utf-8")
+    out: list[bytes] = []
+    position = 0
+    for node in _outermost(parse(source).root_node, STRING_TYPES | COMMENT_TYPES):
+        out.append(data[position : node.start_byte])
+        out.append(b"''" if node.type in STRING_TYPES else b" ")
+        position = node.end_byte
+    out.append(data[position:])
+    return b"".join(out).decode("utf-8")
+
+
+def _outermost(node: Node, types: frozenset[str]):
+    """Nodes of `types` in document order, not descending into one found."""
+    if node.type in types:
+        yield node
+        return
+    for child in node.children:
+        yield from _outermost(child, types)
+
+
+def block_after(source: str, marker: str) -> str:
+    """The source inside the first {...} block that opens at or after `marker` (braces
+    excluded): a function's body, an if's or a switch branch's statement block."""
+    data = source.encode("utf-8")
+    position = data.find(marker.encode("utf-8"))
     if position < 0:
         raise SourceError(f"{marker!r} not found")
-    depth = 0
-    opened = -1
-    for token in tokens:
-        if token.kind != "code" or token.end <= position:
-            continue
-        for offset, ch in enumerate(token.text, start=token.start):
-            if offset < position:
-                continue
-            if ch == "{":
-                depth += 1
-                if opened < 0:
-                    opened = offset
-            elif ch == "}":
-                depth -= 1
-                if depth == 0 and opened >= 0:
-                    return source[opened + 1 : offset]
+    for node in _walk(parse(source).root_node):
+        if node.type == "{" and node.start_byte >= position:
+            siblings = node.parent.children if node.parent is not None else []
+            closers = [s for s in siblings if s.type == "}" and s.start_byte > node.start_byte]
+            if not closers:
+                raise SourceError(f"the block after {marker!r} has no closing brace")
+            return data[node.end_byte : closers[-1].start_byte].decode("utf-8")
     raise SourceError(f"no block after {marker!r}")

@@ -3,9 +3,9 @@
 PowerShell cannot be installed from the registries these machines reach (Debian's archive has no
 `powershell`; npm's `pwsh` downloads it from GitHub at install time; PyPI's `pwsh` drives an
 installed Windows powershell.exe), so the script is not parsed by PowerShell's own parser here.
-Instead: a lexer (powershell_source.py) separates code, comments and strings, and the checks
-read the code: well formed, Windows PowerShell 5.1 compatible, the story's copy, the schedule,
-the principals, the self-removal, and the same detection rule as migration-policy.sql.
+Instead the tree-sitter PowerShell grammar parses it (powershell_source.py), and the checks read
+its code: well formed, Windows PowerShell 5.1 compatible, the story's copy, the schedule, the
+principals, the self-removal, and the same detection rule as migration-policy.sql.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .powershell_source import SourceError, block_after, check_brackets, code_of, tokenize
+from .powershell_source import SourceError, block_after, check, code_of, node_types
 
 FOLDER = Path(__file__).resolve().parents[2] / "docs" / "solutions" / "windows"
 SCRIPT = FOLDER / "winmdm-migration-nudge.ps1"
@@ -38,7 +38,7 @@ def source() -> str:
 @pytest.fixture(scope="module")
 def code(source: str) -> str:
     """The code alone: strings as '' and comments as a space."""
-    return code_of(tokenize(source))
+    return code_of(source)
 
 
 def assignment(source: str, name: str) -> str:
@@ -61,16 +61,17 @@ def statement(source: str, start: str) -> str:
 
 
 def function_body(source: str, name: str) -> str:
-    return block_after(source, tokenize(source), f"function {name} ")
+    return block_after(source, f"function {name} ")
 
 
 # --- well formed, for Windows PowerShell 5.1 ---------------------------------------------------------
 
 
-def test_strings_and_comments_close_and_brackets_balance(source: str) -> None:
-    tokens = tokenize(source)
-    check_brackets(source, tokens)
-    assert any(t.kind == "string" for t in tokens) and any(t.kind == "comment" for t in tokens)
+def test_the_grammar_parses_the_whole_script(source: str) -> None:
+    check(source)
+    kinds = node_types(source)
+    for kind in ("function_statement", "switch_statement", "try_statement", "string_literal", "comment"):
+        assert kind in kinds, kind
 
 
 @pytest.mark.parametrize(
@@ -82,16 +83,19 @@ def test_strings_and_comments_close_and_brackets_balance(source: str) -> None:
         "$x = @(1, 2]",
         "<# a comment that never ends",
         "Write-Output '{' }",
+        "function Show-It { param([string]$a) ",
+        "switch ($Mode) { 'Show' { 1 } 'Cleanup' }",
     ],
 )
 def test_the_checks_catch_broken_source(broken: str) -> None:
     with pytest.raises(SourceError):
-        check_brackets(broken, tokenize(broken))
+        check(broken)
 
 
 def test_brackets_inside_strings_and_comments_do_not_count() -> None:
     source = "Write-Output '(' \"{\" # ]\n<# ) #> $a = @{ b = '}' }\n"
-    check_brackets(source, tokenize(source))
+    check(source)
+    assert code_of(source) == "Write-Output '' ''  \n  $a = @{ b = '' }\n"
 
 
 def test_ascii_only(source: str) -> None:
@@ -108,7 +112,7 @@ def test_no_powershell_7_only_syntax(source: str, code: str) -> None:
 def test_modes(source: str, code: str) -> None:
     assert "[ValidateSet('Install', 'Show', 'Cleanup', 'Uninstall')]" in source
     assert re.search(r"\[string\]\$Mode = 'Install'", source)
-    switch = block_after(source, tokenize(source), "switch ($Mode)")
+    switch = block_after(source, "switch ($Mode)")
     branches = re.findall(r"^    '(\w+)' \{", switch, re.MULTILINE)
     assert sorted(branches) == ["Cleanup", "Install", "Show", "Uninstall"]
     assert "Set-StrictMode -Version 2.0" in code
@@ -149,7 +153,7 @@ def test_bold_runs_are_rendered_bold(source: str) -> None:
 
 
 def test_window_shows_only_while_mdm_is_off(source: str) -> None:
-    show = block_after(source, tokenize(source), "'Show' {")
+    show = block_after(source, "'Show' {")
     assert show.strip() == "if (-not (Test-WinmdmMdmOn)) { Show-MigrationWindow }"
 
 
@@ -211,7 +215,7 @@ def test_installs_only_as_admin_and_locks_the_folder(source: str) -> None:
 
 
 def test_cleanup_removes_everything_once_mdm_is_on(source: str) -> None:
-    cleanup = block_after(source, tokenize(source), "'Cleanup' {")
+    cleanup = block_after(source, "'Cleanup' {")
     assert cleanup.strip() == "if (Test-WinmdmMdmOn) { Remove-Nudge }"
     remove = function_body(source, "Remove-Nudge")
     steps = [
@@ -226,7 +230,7 @@ def test_cleanup_removes_everything_once_mdm_is_on(source: str) -> None:
 
 
 def test_install_on_an_enrolled_pc_removes_instead(source: str) -> None:
-    install = block_after(source, tokenize(source), "'Install' {")
+    install = block_after(source, "'Install' {")
     assert re.match(r"\s*if \(Test-WinmdmMdmOn\) \{\s*Remove-Nudge\b", install)
     assert "Install-Nudge" in install.split("else", 1)[1]
 
