@@ -260,6 +260,7 @@ class Timed:
             f"  {self.name:<42}median {scale * self.median:9.1f} {unit:<3}"
             f"p95 {scale * self.p95:9.1f} {unit:<3}"
             f"(goal <= {scale * self.goal:g} {unit}: {verdict}){self.note}"
+            + (f"\n  {'':<42}runs: {', '.join(f'{s:.2f}' for s in self.seconds)} s" if unit == "s" else "")
         )
 
 

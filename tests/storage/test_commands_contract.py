@@ -64,6 +64,9 @@ def test_enqueue_counts_and_ignores_duplicates(storage: SQLStorage) -> None:
         assert tx.commands.enqueue(command.id, [first, second], T0) == 2
         # Already queued, repeated in the list, unknown host: only `third` is new.
         assert tx.commands.enqueue(command.id, [first, third, third, 424242], T0) == 1
+        # Repeated and out of order, every host known.
+        other = tx.commands.create(CommandKind.RAW, "<Get/>", at=T0, uuid="c-2")
+        assert tx.commands.enqueue(other.id, [third, first, third], T0) == 2
         assert tx.commands.enqueue(command.id, [], T0) == 0
         assert tx.commands.enqueue(command.id, [first, second, third], T0) == 0
     with storage.transaction() as tx:

@@ -276,6 +276,34 @@ def test_profile_host_statuses_upsert_and_delete(storage: SQLStorage) -> None:
         assert [h.host_id for h in tx.profiles.hosts_with_profile(p2)] == [other]
 
 
+def test_profile_host_statuses_for_a_list_of_hosts(storage: SQLStorage) -> None:
+    """Ids repeated or out of order count once; a host deleted meanwhile is skipped and the
+    transaction goes on; a profile that does not exist is refused."""
+    with storage.transaction() as tx:
+        ids = [
+            tx.hosts.create(new_host(uuid=f"u-{n}", hw_dev_id=f"HW-{n}", device_id=f"DEV-{n}")).id
+            for n in range(3)
+        ]
+        profile = tx.profiles.create(team_id=None, name="P1", syncml="<Add/>", at=T0).id
+        tx.profiles.set_host_statuses(
+            [ids[2], ids[0], ids[2]], profile, ProfileStatus.PENDING, detail=None, command_uuid="c-1", at=T0
+        )
+        assert [h.host_id for h in tx.profiles.hosts_with_profile(profile)] == [ids[0], ids[2]]
+        tx.hosts.delete(ids[1])
+        tx.profiles.set_host_statuses(
+            ids, profile, ProfileStatus.VERIFIED, detail=None, command_uuid="c-2", at=T0
+        )
+        statuses = tx.profiles.hosts_with_profile(profile)
+        assert [(h.host_id, h.status, h.command_uuid) for h in statuses] == [
+            (ids[0], ProfileStatus.VERIFIED, "c-2"),
+            (ids[2], ProfileStatus.VERIFIED, "c-2"),
+        ]
+    with pytest.raises(sa.exc.IntegrityError), storage.transaction() as tx:
+        tx.profiles.set_host_statuses(
+            [ids[0]], 424242, ProfileStatus.PENDING, detail=None, command_uuid="c-3", at=T0
+        )
+
+
 # --- agent -----------------------------------------------------------------------------------
 
 PACKAGE = AgentPackage(

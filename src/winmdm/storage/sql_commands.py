@@ -7,12 +7,13 @@ applied exactly once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult
 
 from winmdm.domain.management import (
     Command,
@@ -26,7 +27,7 @@ from winmdm.errors import NotFound
 from winmdm.protocol.syncml.session import dump_state, load_state
 from winmdm.storage.schema import commands, enrollments, host_commands, hosts, mdm_sessions
 from winmdm.storage.sql_driver import DriverStatement
-from winmdm.storage.sql_rows import IdList, PerDialect, insert_for_dialect, upsert
+from winmdm.storage.sql_rows import IdList, PerDialect, for_listed_hosts, insert_for_dialect, upsert
 
 
 def _command(row: Mapping[str, Any]) -> Command:
@@ -73,19 +74,23 @@ _INSERT_COMMAND = commands.insert().returning(*commands.c)
 _HOST_IDS = IdList("host_ids")
 
 
-def _enqueue(dialect: str) -> sa.Executable:
-    """One INSERT ... SELECT over the hosts that exist, the ids in one parameter (any number of
-    hosts in one statement); ON CONFLICT skips hosts that already have the command, including
+def _enqueue(dialect: str, *, checking: bool) -> sa.Executable:
+    """One INSERT ... SELECT, the ids in one parameter (any number of hosts in one statement):
+    trusting the ids (the foreign key checks them) or `checking` them against hosts (see
+    sql_rows.for_listed_hosts). ON CONFLICT skips hosts that already have the command, including
     ones queued by a concurrent transaction."""
+    host_id = hosts.c.id if checking else _HOST_IDS.each(dialect)
     rows = sa.select(
-        hosts.c.id,
+        host_id,
         sa.bindparam("command_id", type_=sa.Integer),
         sa.literal(CommandState.PENDING, host_commands.c.state.type),
         sa.literal([], host_commands.c.cmd_ids.type),
         sa.literal([], host_commands.c.replies.type),
         sa.literal(0, sa.Integer),
         sa.bindparam("queued_at", type_=host_commands.c.queued_at.type),
-    ).where(_HOST_IDS.contains(dialect, hosts.c.id))
+    )
+    # SQLite needs a WHERE before ON CONFLICT in an INSERT ... SELECT (its parser's ambiguity).
+    rows = rows.where(_HOST_IDS.contains(dialect, hosts.c.id) if checking else sa.true())
     insert = (
         insert_for_dialect(dialect, host_commands)
         .from_select(["host_id", "command_id", "state", "cmd_ids", "replies", "attempts", "queued_at"], rows)
@@ -99,7 +104,12 @@ def _enqueue(dialect: str) -> sa.Executable:
     return sa.select(sa.func.count()).select_from(queued)
 
 
-_ENQUEUE = PerDialect(_enqueue)
+def _queued_count(result: CursorResult[Any]) -> int:
+    return int(result.scalar_one()) if result.returns_rows else result.rowcount
+
+
+_ENQUEUE = PerDialect(functools.partial(_enqueue, checking=False))
+_ENQUEUE_CHECKING = PerDialect(functools.partial(_enqueue, checking=True))
 _NEXT_FOR_HOST = _SELECT.where(
     _hc.host_id == _p("host_id"),
     sa.or_(
@@ -247,8 +257,8 @@ class SQLCommandQueue:
         self._queued_here.update(host_ids)
         ids = _HOST_IDS.value(self._conn, host_ids)
         values = {"command_id": command_id, "queued_at": at, "host_ids": ids}
-        result = self._conn.execute(_ENQUEUE(self._conn), values)
-        return int(result.scalar_one()) if result.returns_rows else result.rowcount
+        trusting, checking = _ENQUEUE(self._conn), _ENQUEUE_CHECKING(self._conn)
+        return for_listed_hosts(self._conn, trusting, checking, values, _queued_count)
 
     def queued_here(self, host_id: int) -> bool:
         return host_id in self._queued_here

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,7 @@ from winmdm.storage.sql_commands import CHECKED_IN
 from winmdm.storage.sql_rows import (
     IdList,
     PerDialect,
+    for_listed_hosts,
     host_from_row,
     host_missing,
     identifier,
@@ -85,16 +87,19 @@ _INSERT_ACTIVITY = activities.insert().returning(*activities.c)
 _PROFILE_HOSTS = IdList("host_ids")
 
 
-def _set_host_statuses(dialect: str) -> sa.Executable:
-    """One upsert of the profile's status for every listed host that exists (ids in one parameter)."""
+def _set_host_statuses(dialect: str, *, checking: bool) -> sa.Executable:
+    """One upsert of the profile's status for every listed host (ids in one parameter), trusting
+    the ids or `checking` them against hosts (see sql_rows.for_listed_hosts)."""
     rows = sa.select(
-        hosts.c.id,
+        hosts.c.id if checking else _PROFILE_HOSTS.each(dialect),
         _p("profile_id", type_=sa.Integer),
         _p("status", type_=host_profiles.c.status.type),
         _p("detail", type_=sa.Text),
         _p("command_uuid", type_=host_profiles.c.command_uuid.type),
         _p("updated_at", type_=host_profiles.c.updated_at.type),
-    ).where(_PROFILE_HOSTS.contains(dialect, hosts.c.id))
+    )
+    # SQLite needs a WHERE before ON CONFLICT in an INSERT ... SELECT (its parser's ambiguity).
+    rows = rows.where(_PROFILE_HOSTS.contains(dialect, hosts.c.id) if checking else sa.true())
     statement = insert_for_dialect(dialect, host_profiles).from_select(
         ["host_id", "profile_id", "status", "detail", "command_uuid", "updated_at"], rows
     )
@@ -105,7 +110,8 @@ def _set_host_statuses(dialect: str) -> sa.Executable:
     )
 
 
-_SET_HOST_STATUSES = PerDialect(_set_host_statuses)
+_SET_HOST_STATUSES = PerDialect(functools.partial(_set_host_statuses, checking=False))
+_SET_HOST_STATUSES_CHECKING = PerDialect(functools.partial(_set_host_statuses, checking=True))
 _HOST_AGENT = host_agent.select().where(host_agent.c.host_id == sa.bindparam("host_id"))
 
 
@@ -291,7 +297,8 @@ class SQLProfileStore:
             "command_uuid": command_uuid,
             "updated_at": at,
         }
-        self._conn.execute(_SET_HOST_STATUSES(self._conn), values)
+        trusting, checking = _SET_HOST_STATUSES(self._conn), _SET_HOST_STATUSES_CHECKING(self._conn)
+        for_listed_hosts(self._conn, trusting, checking, values, lambda result: None)
 
     def clear_host_status(self, host_id: int, profile_id: int) -> bool:
         result = self._conn.execute(
