@@ -105,6 +105,18 @@ def test_osquery_enrolls_into_its_secrets_team_and_checks_in(server: Server, clo
         assert json.loads(sent.body)["node_key"] == agent.node_key
 
 
+@pytest.mark.parametrize("scheme", ["NodeKey", "nodekey", "NODEKEY"])
+def test_a_node_key_in_the_header_alone_is_read_in_any_case(server: Server, scheme: str) -> None:
+    """HTTP authentication schemes are case-insensitive (RFC 9110 section 11.1)."""
+    _, secret = team_secret(server, None)
+    agent = OsqueryAgent(enroll_secret=secret)
+    agent.enroll(server.client)
+    answer = _post(server, "config_tls_endpoint", b"{}", Authorization=f"{scheme}  {agent.node_key}")
+    assert answer.status_code == 200 and answer.json()["node_invalid"] is False, answer.text
+    wrong = _post(server, "config_tls_endpoint", b"{}", Authorization=f"Bearer {agent.node_key}")
+    assert wrong.status_code == 401 and wrong.json()["node_invalid"] is True
+
+
 def read_log(server: Server, log_type: str) -> list[dict]:
     folder = server.runtime.config.osquery_log_dir
     assert folder is not None

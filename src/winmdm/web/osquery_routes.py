@@ -73,8 +73,8 @@ async def _body(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise MalformedMessage("the body must be a JSON object")
     if "node_key" not in body:  # osquery also sends it as "Authorization: NodeKey <key>"
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme == "NodeKey" and key.strip():
+        scheme, _, key = request.headers.get("authorization", "").strip().partition(" ")
+        if scheme.lower() == "nodekey" and key.strip():  # schemes are case-insensitive (RFC 9110)
             body["node_key"] = key.strip()
     return body
 
