@@ -285,6 +285,22 @@ def test_a_live_query_goes_to_the_agent_and_its_rows_come_back(server: Server) -
     assert server.get(f"/hosts/{host.id}/queries/999999").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("node_key", "says"),
+    [
+        (None, "missing node key: enroll first"),
+        ("  ", "missing node key: enroll first"),
+        (5, "malformed node key (not a string of at most 256 characters): enroll again"),
+        ("k" * 257, "malformed node key (not a string of at most 256 characters): enroll again"),
+        ("k" * 256, "unknown node key: enroll again"),
+    ],
+)
+def test_a_refused_node_key_is_named_for_what_is_wrong(server: Server, node_key: object, says: str) -> None:
+    body = compact({} if node_key is None else {"node_key": node_key})
+    answer = _post(server, "config_tls_endpoint", body)
+    assert answer.status_code == 401 and answer.json() == {"error": says, "node_invalid": True}
+
+
 def test_bodies_osquery_would_never_send_get_clear_json_errors(server: Server) -> None:
     _, secret = team_secret(server, None)
     agent = OsqueryAgent(enroll_secret=secret)

@@ -194,8 +194,12 @@ class OsqueryAgents:
     # --- authenticated requests -------------------------------------------------------------
 
     def _node(self, tx: Transaction, node_key: object, now: datetime) -> AgentNode:
-        if not _is_credential(node_key, MAX_NODE_KEY):
+        if node_key is None or (isinstance(node_key, str) and not node_key.strip()):
             raise NodeInvalid("missing node key: enroll first")
+        if not _is_credential(node_key, MAX_NODE_KEY):
+            raise NodeInvalid(
+                f"malformed node key (not a string of at most {MAX_NODE_KEY} characters): enroll again"
+            )
         wanted = node_key_hash(node_key)
         node = tx.osquery_nodes.by_key_hash(wanted)
         if node is None or not hmac.compare_digest(node.node_key_hash, wanted):
