@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import copy
 import logging
 import multiprocessing
@@ -35,6 +36,7 @@ from urllib.parse import urlencode, urlsplit
 from lxml import etree
 from starlette.testclient import TestClient
 
+from tests.databases import fresh_database_url
 from tests.support.device import WindowsDevice
 from tests.support.entra_issuer import EntraIssuer
 from tests.support.fuzz_osquery import Check, OsqueryFuzz
@@ -157,9 +159,9 @@ class _Records(logging.Handler):
 
 
 class Fuzzer:
-    """One in-process server (a temporary SQLite data dir) and its seeds."""
+    """One in-process server (a temporary data dir; SQLite there, or `database_url`) and its seeds."""
 
-    def __init__(self, seed: int, folder: Path, entra: EntraIssuer) -> None:
+    def __init__(self, seed: int, folder: Path, entra: EntraIssuer, database_url: str | None = None) -> None:
         self.random = random.Random(seed)
         self.entra = entra
         env = {
@@ -168,6 +170,8 @@ class Fuzzer:
             "WINMDM_ENTRA_TENANT_IDS": TENANT,
             "WINMDM_ENTRA_JWKS_URL": entra.jwks_url,
         }
+        if database_url is not None:
+            env["WINMDM_DATABASE_URL"] = database_url
         self.runtime: Runtime = build(load_config(env), with_tls=False)
         self.app = create_app(self.runtime)
         self.soap: dict[str, list[bytes]] = {
@@ -532,11 +536,25 @@ def _is_fault(body: bytes) -> bool:
         return False
 
 
-def campaign(inputs: int, seed: int, progress: Callable[[int], None] | None = None) -> Outcome:
-    """`inputs` cases from one seeded generator, on a fresh server."""
+def campaign(
+    inputs: int,
+    seed: int,
+    progress: Callable[[int], None] | None = None,
+    *,
+    postgres_url: str | None = None,
+) -> Outcome:
+    """`inputs` cases from one seeded generator, on a fresh server: SQLite, or a new database
+    on the PostgreSQL server at `postgres_url` (dropped afterwards)."""
     outcome = Outcome()
-    with tempfile.TemporaryDirectory(prefix="winmdm-fuzz-") as folder, EntraIssuer() as entra:
-        fuzzer = Fuzzer(seed, Path(folder), entra)
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="winmdm-fuzz-")))
+        entra = stack.enter_context(EntraIssuer())
+        database_url = None
+        if postgres_url is not None:
+            database_url = stack.enter_context(
+                fresh_database_url("postgresql", tmp_dir=folder, postgres_url=postgres_url)
+            )
+        fuzzer = Fuzzer(seed, folder, entra, database_url)
         try:
             fuzzer.run(inputs, outcome, progress)
         finally:
@@ -544,9 +562,9 @@ def campaign(inputs: int, seed: int, progress: Callable[[int], None] | None = No
     return outcome
 
 
-def _worker(args: tuple[int, int]) -> Outcome:
-    inputs, seed = args
-    return campaign(inputs, seed)
+def _worker(args: tuple[int, int, str | None]) -> Outcome:
+    inputs, seed, postgres_url = args
+    return campaign(inputs, seed, postgres_url=postgres_url)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -555,10 +573,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=max(1, multiprocessing.cpu_count()))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch", type=int, default=20_000, help="inputs per batch (a fresh server each)")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="a PostgreSQL server URL: each batch runs on a new database there (default: SQLite)",
+    )
     args = parser.parse_args(argv)
     logging.getLogger("winmdm").setLevel(logging.INFO)
     batches = [
-        (min(args.batch, args.inputs - start), args.seed * 1_000_003 + n)
+        (min(args.batch, args.inputs - start), args.seed * 1_000_003 + n, args.postgres)
         for n, start in enumerate(range(0, args.inputs, args.batch))
     ]
     total = Outcome()

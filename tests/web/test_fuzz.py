@@ -4,11 +4,17 @@ exception, no traceback, osquery's answers in its JSON shape with the status eac
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.fuzz import campaign
 
 
-def test_a_short_fuzz_run_finds_nothing() -> None:
-    outcome = campaign(1500, seed=20261204)
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_short_fuzz_run_finds_nothing(kind: str, request: pytest.FixtureRequest) -> None:
+    """On both databases: PostgreSQL refuses values SQLite stores (NUL in text, ids past 64
+    bits), so what the fuzzer sends must be refused before it reaches either."""
+    postgres_url = request.getfixturevalue("postgres_server_url") if kind == "postgresql" else None
+    outcome = campaign(1500, seed=20261204, postgres_url=postgres_url)
     assert outcome.inputs == 1500
     assert outcome.problems == []
     # The inputs reached the endpoints' own answers, not one refusal for everything.
