@@ -370,6 +370,27 @@ def test_a_gzip_body_cut_short_is_a_400_even_when_its_json_came_through_whole(se
     assert _post(server, "logger_tls_endpoint", packed, **{"Content-Encoding": "gzip"}).status_code == 200
 
 
+def test_a_gzip_body_of_several_members_is_read_whole(server: Server) -> None:
+    """A gzip body is a series of members (RFC 1952 2.2): all are read, and bytes after the last
+    that are not a member are a 400, as is a member cut short."""
+    _, secret = team_secret(server, None)
+    agent = OsqueryAgent(enroll_secret=secret)
+    agent.enroll(server.client)
+    whole = compact({"data": [{"m": "1"}], "log_type": "status", "node_key": agent.node_key})
+    half = len(whole) // 2
+    members = gzip.compress(whole[:half]) + gzip.compress(whole[half:])
+    answer = _post(server, "logger_tls_endpoint", members, **{"Content-Encoding": "gzip"})
+    assert answer.status_code == 200 and answer.json() == {"node_invalid": False}, answer.text
+    _, node = agent_host(server, agent)
+    assert node.status_logs == 1
+    for broken in (members + b"junk", members[:-3], gzip.compress(whole) + gzip.compress(b"")[:5]):
+        answer = _post(server, "logger_tls_endpoint", broken, **{"Content-Encoding": "gzip"})
+        assert answer.status_code == 400 and "gzip" in answer.json()["error"], answer.text
+    # The limit counts every member.
+    big = gzip.compress(b" " * (1024 * 1024)) * 3
+    assert _post(server, "logger_tls_endpoint", big, **{"Content-Encoding": "gzip"}).status_code == 413
+
+
 def test_a_result_cell_json_reads_as_infinity_is_stored_as_null_not_a_503(server: Server) -> None:
     """1e999 is valid JSON that Python reads as inf, which PostgreSQL's json type refuses: the
     write was a 503 osquery retries for ever, and the live query never got its rows."""

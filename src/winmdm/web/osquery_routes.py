@@ -44,19 +44,25 @@ def _refuse_constant(name: str) -> float:
 
 
 def _gunzip(raw: bytes, limit: int) -> bytes:
-    """osquery's --logger_tls_compress body, inflated to at most `limit` bytes. zlib inflates a
-    stream cut short without a word, so its end (with the CRC-32 and size checked) must be seen:
-    a body that lost its last bytes on the way is refused, not read as if whole."""
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        inflated = inflater.decompress(raw, limit + 1)
-    except zlib.error:
-        raise MalformedMessage("the gzip body cannot be inflated") from None
-    if len(inflated) > limit or inflater.unconsumed_tail:
-        raise HostileInput(f"the inflated request body exceeds the limit of {limit} bytes")
-    if not inflater.eof:
-        raise MalformedMessage("the gzip body is cut short: its stream does not end")
-    return inflated
+    """osquery's --logger_tls_compress body, inflated to at most `limit` bytes. A gzip body is a
+    series of members (RFC 1952 2.2), each inflated in turn. zlib inflates a stream cut short
+    without a word, so each member's end (with the CRC-32 and size checked) must be seen: a body
+    that lost its last bytes on the way is refused, not read as if whole."""
+    inflated = bytearray()
+    rest = raw
+    while True:
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            inflated += inflater.decompress(rest, limit + 1 - len(inflated))
+        except zlib.error:
+            raise MalformedMessage("the gzip body cannot be inflated") from None
+        if len(inflated) > limit or inflater.unconsumed_tail:
+            raise HostileInput(f"the inflated request body exceeds the limit of {limit} bytes")
+        if not inflater.eof:
+            raise MalformedMessage("the gzip body is cut short: its stream does not end")
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(inflated)
 
 
 async def _body(request: Request, limit: int) -> dict[str, Any]:
