@@ -22,7 +22,7 @@ def test_an_observer_sees_no_edit_controls(premium: UIServer, signed_in) -> None
     page.goto(f"{premium.url}/hosts/{premium.fleet.manual}")
     expect(page.locator(".account .role")).to_have_text("Role: observer")
     expect(page.get_by_role("heading", name="Actions")).to_have_count(0)
-    for name in ("Transfer", "Refetch", "Reboot", "Unenroll", "Wipe", "Delete host"):
+    for name in ("Transfer", "Refetch", "Reboot", "Unenroll", "Wipe", "Delete host", "Run query"):
         expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
     expect(page.get_by_label("Transfer to")).to_have_count(0)
     # It still reads everything: status, tooltip, profiles.
@@ -65,6 +65,7 @@ def test_an_observers_forged_posts_are_refused_with_the_apis_message(premium: UI
         "/teams",
         f"/hosts/{premium.fleet.manual}/transfer",
         f"/hosts/{premium.fleet.manual}/delete",
+        f"/hosts/{premium.fleet.manual}/queries",
         f"/teams/{premium.fleet.team_id}/secrets",
         "/profiles",
         "/settings/agent",
@@ -75,6 +76,7 @@ def test_an_observers_forged_posts_are_refused_with_the_apis_message(premium: UI
     assert config["windows_enabled_and_configured"] is True
     page.goto(f"{premium.url}/hosts/{premium.fleet.manual}")
     expect(page.locator("#host-team")).to_have_text("No team")
+    expect(page.locator("#host-queries")).to_contain_text("No live queries for this host.")
 
 
 def test_a_maintainer_acts_on_hosts_but_not_on_settings(premium: UIServer, signed_in) -> None:

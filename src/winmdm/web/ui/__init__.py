@@ -16,6 +16,7 @@ from winmdm.web.ui import (
     fleet_routes,
     policy_routes,
     profile_routes,
+    query_routes,
     settings_routes,
     team_routes,
 )
@@ -28,6 +29,7 @@ def routes() -> list[BaseRoute]:
     return [
         *auth_routes.routes(),
         *fleet_routes.routes(),
+        *query_routes.routes(),
         *team_routes.routes(),
         *profile_routes.routes(),
         *policy_routes.routes(),

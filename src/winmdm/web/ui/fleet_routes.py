@@ -144,7 +144,8 @@ def hosts(page: Page) -> Response:
     )
 
 
-def _host_page(page: Page, host_id: int, *, status: int = 200, **extra) -> Response:
+def host_page(page: Page, host_id: int, *, status: int = 200, **extra) -> Response:
+    """A host's page; `extra` carries a form's errors back to it."""
     runtime = page.runtime
     host = runtime.hosts.get(host_id)
     names = {p.id: p.name for p in runtime.profiles.all_profiles()}
@@ -167,6 +168,8 @@ def _host_page(page: Page, host_id: int, *, status: int = 200, **extra) -> Respo
         teams=runtime.teams.list(),
         profiles=profiles,
         policies=runtime.policies.for_host(host_id),
+        queries=runtime.live_queries.list(host_id),
+        query_errors=extra.pop("query_errors", {}),
         activities=activities,
         agent_package=runtime.agent.package(),
         describe_activity=describe_activity,
@@ -177,7 +180,7 @@ def _host_page(page: Page, host_id: int, *, status: int = 200, **extra) -> Respo
 
 @admin_page("hosts")
 def host(page: Page) -> Response:
-    return _host_page(page, page.path_id("host_id"))
+    return host_page(page, page.path_id("host_id"))
 
 
 @admin_page("hosts", needs=Role.MAINTAINER)
@@ -188,7 +191,7 @@ def transfer(page: Page) -> Response:
         team_id = None if team is TeamScope.NO_TEAM or team is TeamScope.ALL else team
         page.runtime.hosts.transfer(team_id, [host_id], actor=page.actor)
     except InvalidInput as exc:
-        return _host_page(page, host_id, status=422, error=exc.message)
+        return host_page(page, host_id, status=422, error=exc.message)
     return render.redirect(f"/hosts/{host_id}", notice="The host was transferred.")
 
 
@@ -218,7 +221,7 @@ def wipe(page: Page) -> Response:
     host_id = page.path_id("host_id")
     name = page.runtime.hosts.get(host_id).display_name
     if page.form.text("confirm") != name:
-        return _host_page(
+        return host_page(
             page,
             host_id,
             status=422,
