@@ -12,6 +12,7 @@ from winmdm.domain.management import CommandKind, CommandReply, CommandState, MD
 from winmdm.errors import NotFound
 from winmdm.protocol import syncml
 from winmdm.protocol.syncml.session import Assembly, PendingChunk, Placed, QueuedRef, SessionState
+from winmdm.storage import sql_rows
 from winmdm.storage.sql import SQLStorage
 
 REPLIES = (
@@ -57,7 +58,12 @@ def test_create_command_round_trip(storage: SQLStorage) -> None:
         tx.commands.create(CommandKind.RAW, "<Get/>", at=T0, uuid="c-1")
 
 
-def test_enqueue_counts_and_ignores_duplicates(storage: SQLStorage) -> None:
+@pytest.mark.parametrize("trust_from", [1, sql_rows.TRUST_FROM], ids=["ids-trusted", "ids-checked"])
+def test_enqueue_counts_and_ignores_duplicates(
+    storage: SQLStorage, monkeypatch: pytest.MonkeyPatch, trust_from: int
+) -> None:
+    """Both ways of for_listed_hosts: the ids trusted to the foreign key, or joined with hosts."""
+    monkeypatch.setattr(sql_rows, "TRUST_FROM", trust_from)
     first, second, third = hosts(storage, 3)
     with storage.transaction() as tx:
         command = tx.commands.create(CommandKind.RAW, "<Get/>", at=T0, uuid="c-1")

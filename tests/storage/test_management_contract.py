@@ -21,7 +21,7 @@ from winmdm.domain.management import (
 )
 from winmdm.domain.models import MDMStatus
 from winmdm.errors import Conflict, NotFound
-from winmdm.storage import management_protocols
+from winmdm.storage import management_protocols, sql_rows
 from winmdm.storage.protocols import EnrollmentStore, Transaction
 from winmdm.storage.schema import teams
 from winmdm.storage.sql import SQLEnrollmentStore, SQLStorage
@@ -276,9 +276,14 @@ def test_profile_host_statuses_upsert_and_delete(storage: SQLStorage) -> None:
         assert [h.host_id for h in tx.profiles.hosts_with_profile(p2)] == [other]
 
 
-def test_profile_host_statuses_for_a_list_of_hosts(storage: SQLStorage) -> None:
+@pytest.mark.parametrize("trust_from", [1, sql_rows.TRUST_FROM], ids=["ids-trusted", "ids-checked"])
+def test_profile_host_statuses_for_a_list_of_hosts(
+    storage: SQLStorage, monkeypatch: pytest.MonkeyPatch, trust_from: int
+) -> None:
     """Ids repeated or out of order count once; a host deleted meanwhile is skipped and the
-    transaction goes on; a profile that does not exist is refused."""
+    transaction goes on; a profile that does not exist is refused. Both ways of
+    for_listed_hosts: the ids trusted to the foreign key, or joined with hosts."""
+    monkeypatch.setattr(sql_rows, "TRUST_FROM", trust_from)
     with storage.transaction() as tx:
         ids = [
             tx.hosts.create(new_host(uuid=f"u-{n}", hw_dev_id=f"HW-{n}", device_id=f"DEV-{n}")).id

@@ -79,7 +79,7 @@ def _enqueue(dialect: str, *, checking: bool) -> sa.Executable:
     trusting the ids (the foreign key checks them) or `checking` them against hosts (see
     sql_rows.for_listed_hosts). ON CONFLICT skips hosts that already have the command, including
     ones queued by a concurrent transaction."""
-    host_id = hosts.c.id if checking else _HOST_IDS.each(dialect)
+    host_id, where = _HOST_IDS.host_rows(dialect, hosts.c.id, checking=checking)
     rows = sa.select(
         host_id,
         sa.bindparam("command_id", type_=sa.Integer),
@@ -88,9 +88,7 @@ def _enqueue(dialect: str, *, checking: bool) -> sa.Executable:
         sa.literal([], host_commands.c.replies.type),
         sa.literal(0, sa.Integer),
         sa.bindparam("queued_at", type_=host_commands.c.queued_at.type),
-    )
-    # SQLite needs a WHERE before ON CONFLICT in an INSERT ... SELECT (its parser's ambiguity).
-    rows = rows.where(_HOST_IDS.contains(dialect, hosts.c.id) if checking else sa.true())
+    ).where(where)
     insert = (
         insert_for_dialect(dialect, host_commands)
         .from_select(["host_id", "command_id", "state", "cmd_ids", "replies", "attempts", "queued_at"], rows)
@@ -258,7 +256,7 @@ class SQLCommandQueue:
         ids = _HOST_IDS.value(self._conn, host_ids)
         values = {"command_id": command_id, "queued_at": at, "host_ids": ids}
         trusting, checking = _ENQUEUE(self._conn), _ENQUEUE_CHECKING(self._conn)
-        return for_listed_hosts(self._conn, trusting, checking, values, _queued_count)
+        return for_listed_hosts(self._conn, len(host_ids), trusting, checking, values, _queued_count)
 
     def queued_here(self, host_id: int) -> bool:
         return host_id in self._queued_here

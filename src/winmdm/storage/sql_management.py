@@ -90,16 +90,15 @@ _PROFILE_HOSTS = IdList("host_ids")
 def _set_host_statuses(dialect: str, *, checking: bool) -> sa.Executable:
     """One upsert of the profile's status for every listed host (ids in one parameter), trusting
     the ids or `checking` them against hosts (see sql_rows.for_listed_hosts)."""
+    host_id, where = _PROFILE_HOSTS.host_rows(dialect, hosts.c.id, checking=checking)
     rows = sa.select(
-        hosts.c.id if checking else _PROFILE_HOSTS.each(dialect),
+        host_id,
         _p("profile_id", type_=sa.Integer),
         _p("status", type_=host_profiles.c.status.type),
         _p("detail", type_=sa.Text),
         _p("command_uuid", type_=host_profiles.c.command_uuid.type),
         _p("updated_at", type_=host_profiles.c.updated_at.type),
-    )
-    # SQLite needs a WHERE before ON CONFLICT in an INSERT ... SELECT (its parser's ambiguity).
-    rows = rows.where(_PROFILE_HOSTS.contains(dialect, hosts.c.id) if checking else sa.true())
+    ).where(where)
     statement = insert_for_dialect(dialect, host_profiles).from_select(
         ["host_id", "profile_id", "status", "detail", "command_uuid", "updated_at"], rows
     )
@@ -298,7 +297,7 @@ class SQLProfileStore:
             "updated_at": at,
         }
         trusting, checking = _SET_HOST_STATUSES(self._conn), _SET_HOST_STATUSES_CHECKING(self._conn)
-        for_listed_hosts(self._conn, trusting, checking, values, lambda result: None)
+        for_listed_hosts(self._conn, len(host_ids), trusting, checking, values, lambda result: None)
 
     def clear_host_status(self, host_id: int, profile_id: int) -> bool:
         result = self._conn.execute(

@@ -43,6 +43,10 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
+# osquery sends one member; a few more are allowed, a body of thousands of empty ones is not.
+MAX_GZIP_MEMBERS = 16
+
+
 def _gunzip(raw: bytes, limit: int) -> bytes:
     """osquery's --logger_tls_compress body, inflated to at most `limit` bytes. A gzip body is a
     series of members (RFC 1952 2.2), each inflated in turn. zlib inflates a stream cut short
@@ -50,7 +54,7 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
     that lost its last bytes on the way is refused, not read as if whole."""
     inflated = bytearray()
     rest = raw
-    while True:
+    for _ in range(MAX_GZIP_MEMBERS):
         inflater = zlib.decompressobj(wbits=31)
         try:
             inflated += inflater.decompress(rest, limit + 1 - len(inflated))
@@ -63,6 +67,7 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
         rest = inflater.unused_data
         if not rest:
             return bytes(inflated)
+    raise MalformedMessage(f"the gzip body has more than {MAX_GZIP_MEMBERS} members")
 
 
 async def _body(request: Request, limit: int) -> dict[str, Any]:
