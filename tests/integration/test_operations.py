@@ -242,6 +242,10 @@ def test_a_fleet_day_moves_the_counters_and_the_log_keeps_no_secret(observed, en
     assert reboot_line["status"] == 202
     checkin = next(line for line in lines if line.get("path", "").startswith("/ManagementServer/MDM.svc"))
     assert checkin["path"] == "/ManagementServer/MDM.svc?mode=Maintenance&Platform=WoA"
+    # host and session are bound inside the service, on the management thread: the access
+    # line, written on the event loop, still carries them.
+    assert (checkin["host"], checkin["device"]) == (str(host_id), device.device_id)
+    assert checkin["session"]
     assert any(line.get("device") == device.device_id and line is not enrolled_line for line in lines)
 
 

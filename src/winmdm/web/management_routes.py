@@ -6,8 +6,12 @@ digest Cred and, when presented, its enrollment certificate (protocol.md decisio
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio.to_thread
 from cryptography import x509
@@ -65,7 +69,7 @@ async def _management(request: Request, runtime: Runtime) -> Response:
         log_context.bind(device=_common_name(cert))
     try:
         handle = functools.partial(runtime.management.handle, body, client_cert=cert)
-        answer = await anyio.to_thread.run_sync(handle, limiter=_limiter(request, runtime))
+        answer = await _in_thread(request, runtime, handle)
     except MalformedMessage as exc:
         return PlainTextResponse(f"Not an OMA-DM message: {exc.message}", status_code=400)
     except WinMDMError as exc:
@@ -79,15 +83,32 @@ async def _management(request: Request, runtime: Runtime) -> Response:
     return Response(answer, media_type=SYNCML_TYPE)
 
 
-def _limiter(request: Request, runtime: Runtime) -> anyio.CapacityLimiter | None:
-    """SQLite has one writer, and every answered message writes: one thread handles messages
-    at a time, rather than many threads queueing on the database lock (and on each other for
-    the GIL). PostgreSQL takes anyio's default (40 threads): its writes wait on the network."""
-    limiter = getattr(request.app.state, "management_limiter", False)
-    if limiter is False:
+async def _in_thread(request: Request, runtime: Runtime, handle: Callable[[], bytes]) -> bytes:
+    """`handle` off the event loop: it waits on the database.
+
+    SQLite has one writer, and every answered message writes: one thread of its own handles
+    messages in turn, from its executor's queue, rather than many threads queueing on the
+    database lock (and on each other for the GIL). A queue of one thread, not anyio's limiter of
+    one: the thread takes the next message without a trip through the event loop (~100 µs less
+    per check-in, benchmarks/README.md). PostgreSQL takes anyio's threads: its writes wait on the
+    network, and there one thread per message measured the same.
+    """
+    executor = _sqlite_executor(request, runtime)
+    if executor is None:
+        return await anyio.to_thread.run_sync(handle)
+    # As anyio does: the message's log context (log_context.bind) goes with it.
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(executor, context.run, handle)
+
+
+def _sqlite_executor(request: Request, runtime: Runtime) -> ThreadPoolExecutor | None:
+    executor = getattr(request.app.state, "management_executor", False)
+    if executor is False:
         sqlite = runtime.engine is not None and runtime.engine.dialect.name == "sqlite"
-        limiter = request.app.state.management_limiter = anyio.CapacityLimiter(1) if sqlite else None
-    return limiter
+        executor = request.app.state.management_executor = (
+            ThreadPoolExecutor(1, thread_name_prefix="winmdm-management") if sqlite else None
+        )
+    return executor
 
 
 def _common_name(cert: x509.Certificate) -> str | None:
