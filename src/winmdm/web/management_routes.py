@@ -89,7 +89,7 @@ async def _in_thread(request: Request, runtime: Runtime, handle: Callable[[], by
     SQLite has one writer, and every answered message writes: one thread of its own handles
     messages in turn, from its executor's queue, rather than many threads queueing on the
     database lock (and on each other for the GIL). A queue of one thread, not anyio's limiter of
-    one: the thread takes the next message without a trip through the event loop (~100 µs less
+    one: the thread takes the next message without a trip through the event loop (~100 µs less CPU
     per check-in, benchmarks/README.md). PostgreSQL takes anyio's threads: its writes wait on the
     network, and there one thread per message measured the same.
     """
