@@ -24,7 +24,7 @@ def test_migrate_twice_is_a_no_op(database_url: str) -> None:
     engine = create_engine_for(database_url)
     try:
         migrate(engine)
-        assert current_revision(engine) == head_revision() == "0008_osquery_agent"
+        assert current_revision(engine) == head_revision() == "0009_host_ids"
         tables = set(sa.inspect(engine).get_table_names())
         migrate(engine)
         assert current_revision(engine) == head_revision()
