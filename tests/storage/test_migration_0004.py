@@ -11,21 +11,12 @@ import sqlalchemy as sa
 from winmdm.domain.admin import Role
 from winmdm.services.license import FREE
 from winmdm.services.settings import MDMSettings, SettingsService
-from winmdm.storage import SQLStorage, create_engine_for, current_revision
+from winmdm.storage import SQLStorage, current_revision
 from winmdm.storage.database import downgrade, migrate
 from winmdm.storage.schema import hosts, teams
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 NEW_TABLES = {"admins", "admin_tokens", "admin_login_failures", "app_settings"}
-
-
-@pytest.fixture
-def engine(database_url: str):
-    engine = create_engine_for(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _fill_at_0003(engine: sa.Engine) -> int:

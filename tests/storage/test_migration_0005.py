@@ -5,25 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 import sqlalchemy as sa
 
 from winmdm.domain.models import MDMStatus
-from winmdm.storage import SQLStorage, create_engine_for, current_revision
+from winmdm.storage import SQLStorage, current_revision
 from winmdm.storage.database import downgrade, migrate
 from winmdm.storage.schema import enrollments, hosts, teams
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ENTRA = "2f6a4c1e-8b3d-4e5f-9a7b-0c1d2e3f4a5b"
-
-
-@pytest.fixture
-def engine(database_url: str):
-    engine = create_engine_for(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _fill_at_0004(engine: sa.Engine) -> int:

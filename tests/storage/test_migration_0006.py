@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 import sqlalchemy as sa
 
 from tests.storage.test_migration_0003 import MDM_SESSIONS_0002
 from winmdm.domain.management import CommandState, MDMSession
 from winmdm.protocol.syncml.session import SessionState
-from winmdm.storage import SQLStorage, create_engine_for, current_revision
+from winmdm.storage import SQLStorage, current_revision
 from winmdm.storage.database import downgrade, migrate
 from winmdm.storage.schema import commands, enrollments, hosts
 
@@ -25,15 +24,6 @@ HOST_COMMANDS_0005 = sa.table(
     sa.column("queued_at", sa.DateTime(timezone=True)),
     sa.column("sent_at", sa.DateTime(timezone=True)),
 )
-
-
-@pytest.fixture
-def engine(database_url: str):
-    engine = create_engine_for(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _fill_at_0005(engine: sa.Engine) -> dict[str, int]:

@@ -5,25 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 import sqlalchemy as sa
 
 from winmdm.domain.fleet import TeamScope
-from winmdm.storage import SQLStorage, create_engine_for, current_revision
+from winmdm.storage import SQLStorage, current_revision
 from winmdm.storage.database import downgrade, migrate
 from winmdm.storage.schema import hosts, teams
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 INDEX = "ix_hosts_mdm_status_enrollment_kind"
-
-
-@pytest.fixture
-def engine(database_url: str):
-    engine = create_engine_for(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _add_host(conn: sa.Connection, n: int, status: str, kind: str | None, team_id: int | None) -> None:

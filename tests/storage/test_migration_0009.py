@@ -9,21 +9,12 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from winmdm.storage import SQLStorage, create_engine_for, current_revision
+from winmdm.storage import SQLStorage, current_revision
 from winmdm.storage.database import downgrade, migrate
 from winmdm.storage.schema import commands, host_commands, host_profiles, hosts, profiles
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 FAN_OUT = ("host_commands", "host_profiles")
-
-
-@pytest.fixture
-def engine(database_url: str):
-    engine = create_engine_for(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _host(n: int) -> dict:
