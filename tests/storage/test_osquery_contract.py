@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -79,6 +80,10 @@ def test_live_queries_are_taken_once_and_answered_once(storage: SQLStorage) -> N
         )
         assert tx.live_queries.get(theirs.id).state is LiveQueryState.PENDING
         assert [q.id for q in tx.live_queries.list_for_host(host, limit=2)] == [queries[2].id, queries[1].id]
+        listed = {q.id: q for q in tx.live_queries.list_for_host(host, limit=5)}
+        assert listed[done.id] == done
+        counted = {q.id: q for q in tx.live_queries.list_for_host(host, limit=5, with_rows=False)}
+        assert counted[done.id] == dataclasses.replace(done, rows=[])  # results unread, count kept
 
 
 def test_a_merge_brings_the_sources_agent_and_queries(storage: SQLStorage) -> None:

@@ -48,9 +48,10 @@ class LiveQueries:
             raise NotFound(f"host {host_id} has no live query with id {query_id}")
         return query
 
-    def list(self, host_id: int) -> list[LiveQuery]:
-        """The host's newest live queries, newest first."""
+    def list(self, host_id: int, *, with_rows: bool = True) -> list[LiveQuery]:
+        """The host's newest live queries, newest first; `with_rows=False` leaves their results
+        unread (`rows` empty, `row_count` kept), for a list that shows only counts."""
         with self._storage.transaction() as tx:
             if tx.hosts.get(host_id) is None:
                 raise NotFound(f"no host with id {host_id}")
-            return tx.live_queries.list_for_host(host_id, limit=LIST_LIMIT)
+            return tx.live_queries.list_for_host(host_id, limit=LIST_LIMIT, with_rows=with_rows)

@@ -48,8 +48,9 @@ class LiveQueryStore(Protocol):
 
     def get(self, query_id: int) -> LiveQuery | None: ...
 
-    def list_for_host(self, host_id: int, *, limit: int) -> list[LiveQuery]:
-        """Newest first."""
+    def list_for_host(self, host_id: int, *, limit: int, with_rows: bool = True) -> list[LiveQuery]:
+        """Newest first. Without rows, each query's `rows` is empty (its row_count stays): a
+        list that shows counts need not read up to a body limit of results per query."""
         ...
 
     def take_pending(self, host_id: int, *, limit: int, at: datetime) -> list[LiveQuery]:

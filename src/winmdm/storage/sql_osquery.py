@@ -55,8 +55,8 @@ def _node(row: Mapping[str, Any]) -> AgentNode:
 
 
 def _query(row: Mapping[str, Any]) -> LiveQuery:
-    values = {name: row[name] for name in LiveQuery.__slots__}  # type: ignore[attr-defined]
-    values["rows"] = list(values["rows"] or [])
+    values = {name: row.get(name) for name in LiveQuery.__slots__}  # type: ignore[attr-defined]
+    values["rows"] = list(values["rows"] or [])  # none read: list_for_host(with_rows=False)
     return LiveQuery(**values)
 
 
@@ -145,8 +145,9 @@ class SQLLiveQueryStore:
         row = self._conn.execute(_GET_QUERY, {"query_id": query_id}).one_or_none()
         return None if row is None else _query(row._mapping)
 
-    def list_for_host(self, host_id: int, *, limit: int) -> list[LiveQuery]:
-        query = live_queries.select().where(_q.host_id == host_id).order_by(_q.id.desc()).limit(limit)
+    def list_for_host(self, host_id: int, *, limit: int, with_rows: bool = True) -> list[LiveQuery]:
+        columns = _q if with_rows else [c for c in _q if c.name != "rows"]
+        query = sa.select(*columns).where(_q.host_id == host_id).order_by(_q.id.desc()).limit(limit)
         return [_query(row._mapping) for row in self._conn.execute(query)]
 
     def take_pending(self, host_id: int, *, limit: int, at: datetime) -> list[LiveQuery]:

@@ -168,7 +168,7 @@ def host_page(page: Page, host_id: int, *, status: int = 200, **extra) -> Respon
         teams=runtime.teams.list(),
         profiles=profiles,
         policies=runtime.policies.for_host(host_id),
-        queries=runtime.live_queries.list(host_id),
+        queries=runtime.live_queries.list(host_id, with_rows=False),  # the page shows counts
         query_errors=extra.pop("query_errors", {}),
         activities=activities,
         agent_package=runtime.agent.package(),
