@@ -187,8 +187,8 @@ def for_listed_hosts(
     host_ids, schema.py) check each; `checking` joins hosts and skips the missing ones. At 100,000
     hosts the join reads every host once more (0.3 to 1.5 s of a 3 to 5 s fan-out on PostgreSQL
     when the keys were on hosts), so from TRUST_FROM hosts `trusting` runs first, in a savepoint,
-    and `checking` only if a host is gone. Fewer hosts go straight to `checking`: a savepoint's two statements
-    would cost more than the join saves.
+    and `checking` only if a host is gone. Fewer hosts go straight to `checking`: a savepoint's
+    two statements would cost more than the join saves.
     """
     if count < TRUST_FROM:
         return read(conn.execute(checking, params))
