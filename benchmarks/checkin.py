@@ -364,15 +364,25 @@ def client_process(conn: Any, spec: dict[str, Any]) -> None:
 # -- CPU accounting --------------------------------------------------------------------------
 def process_cpu(pid: int) -> float:
     """Seconds on CPU of all threads of a process (schedstat: nanoseconds, precise)."""
-    total = 0
+    return sum(thread_cpu(pid))
+
+
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """Seconds on CPU of a process's main thread (uvicorn's event loop) and of its other threads
+    (the management thread, anyio's workers, the pool's), from schedstat."""
+    main = others = 0
     with contextlib.suppress(FileNotFoundError, ProcessLookupError):
         for task in os.listdir(f"/proc/{pid}/task"):
             with (
                 contextlib.suppress(FileNotFoundError, ProcessLookupError),
                 open(f"/proc/{pid}/task/{task}/schedstat") as f,
             ):
-                total += int(f.read().split()[0])
-    return total / 1e9
+                ns = int(f.read().split()[0])
+            if task == str(pid):
+                main += ns
+            else:
+                others += ns
+    return main / 1e9, others / 1e9
 
 
 def backend_pids(database_name: str) -> list[int]:
@@ -405,6 +415,7 @@ class Measured:
     count: int = 0
     wall: float = 0.0
     server_cpu: float = 0.0
+    loop_cpu: float = 0.0  # of server_cpu, the main thread's (the event loop)
     backend_cpu: float = 0.0
     core: dict[str, float] = field(default_factory=dict)  # jiffies of the server's CPU, by kind
     latencies: list[float] = field(default_factory=list)
@@ -418,6 +429,7 @@ class Measured:
         self.count += other.count
         self.wall += other.wall
         self.server_cpu += other.server_cpu
+        self.loop_cpu += other.loop_cpu
         self.backend_cpu += other.backend_cpu
         for kind, n in other.core.items():
             self.core[kind] = self.core.get(kind, 0) + n
@@ -495,21 +507,23 @@ class Load:
             pipe.send(("run", kind, start_at, end_at))
         time.sleep(max(0.0, start_at - time.monotonic()))
         backends = backend_pids(database_name) if database_name else []
-        cpu0, back0, core0 = (
-            sum(map(process_cpu, pids)),
+        threads0, back0, core0 = (
+            [thread_cpu(pid) for pid in pids],
             sum(map(process_cpu, backends)),
             cpu_times(server_cpu or 0),
         )
         time.sleep(max(0.0, end_at - time.monotonic()))
-        cpu1, back1, core1 = (
-            sum(map(process_cpu, pids)),
+        threads1, back1, core1 = (
+            [thread_cpu(pid) for pid in pids],
             sum(map(process_cpu, backends)),
             cpu_times(server_cpu or 0),
         )
+        loop = sum(t[0] for t in threads1) - sum(t[0] for t in threads0)
         measured = Measured(
             kind,
             wall=seconds,
-            server_cpu=cpu1 - cpu0,
+            server_cpu=sum(map(sum, threads1)) - sum(map(sum, threads0)),
+            loop_cpu=loop,
             backend_cpu=back1 - back0,
             core={kind: core1[kind] - core0[kind] for kind in core1},
         )
@@ -841,6 +855,16 @@ def report(outcome: Outcome, args: argparse.Namespace, server_cpu: int | None, p
             f"{1e6 / hello.per_core:,.0f} µs" if hello.per_core else "-",
             f"{1e6 / checkin.per_core:,.0f} µs" if checkin.per_core else "-",
         ),
+        (
+            "  on the event loop's thread",
+            _per_request(hello, hello.loop_cpu),
+            _per_request(checkin, checkin.loop_cpu),
+        ),
+        (
+            "  on the other threads",
+            _per_request(hello, hello.server_cpu - hello.loop_cpu),
+            _per_request(checkin, checkin.server_cpu - checkin.loop_cpu),
+        ),
         ("latency p50", f"{hello.percentile(0.5):.2f} ms", f"{checkin.percentile(0.5):.2f} ms"),
         ("latency p99", f"{hello.percentile(0.99):.2f} ms", f"{checkin.percentile(0.99):.2f} ms"),
         ("per-core rate by round", _rounds(hello), _rounds(checkin)),
@@ -874,6 +898,10 @@ def report(outcome: Outcome, args: argparse.Namespace, server_cpu: int | None, p
             "  note: winmdm did not have its core to itself all the time (see the server CPU rows:"
             " other processes, softirq, idle); the per-CPU-second figures are the comparable ones"
         )
+
+
+def _per_request(m: Measured, seconds: float) -> str:
+    return f"{1e6 * max(seconds, 0.0) / m.count:,.0f} µs" if m.count else "-"
 
 
 def _core_shares(m: Measured) -> dict[str, float]:
