@@ -385,6 +385,12 @@ def thread_cpu(pid: int) -> tuple[float, float]:
     return main / 1e9, others / 1e9
 
 
+def servers_cpu(pids: Sequence[int]) -> tuple[float, float]:
+    """`thread_cpu` added up over several server processes."""
+    split = [thread_cpu(pid) for pid in pids]
+    return sum(main for main, _ in split), sum(others for _, others in split)
+
+
 def backend_pids(database_name: str) -> list[int]:
     """PostgreSQL backends serving our database (their title names it)."""
     pids = []
@@ -507,23 +513,22 @@ class Load:
             pipe.send(("run", kind, start_at, end_at))
         time.sleep(max(0.0, start_at - time.monotonic()))
         backends = backend_pids(database_name) if database_name else []
-        threads0, back0, core0 = (
-            [thread_cpu(pid) for pid in pids],
+        (main0, others0), back0, core0 = (
+            servers_cpu(pids),
             sum(map(process_cpu, backends)),
             cpu_times(server_cpu or 0),
         )
         time.sleep(max(0.0, end_at - time.monotonic()))
-        threads1, back1, core1 = (
-            [thread_cpu(pid) for pid in pids],
+        (main1, others1), back1, core1 = (
+            servers_cpu(pids),
             sum(map(process_cpu, backends)),
             cpu_times(server_cpu or 0),
         )
-        loop = sum(t[0] for t in threads1) - sum(t[0] for t in threads0)
         measured = Measured(
             kind,
             wall=seconds,
-            server_cpu=sum(map(sum, threads1)) - sum(map(sum, threads0)),
-            loop_cpu=loop,
+            server_cpu=(main1 + others1) - (main0 + others0),
+            loop_cpu=main1 - main0,
             backend_cpu=back1 - back0,
             core={kind: core1[kind] - core0[kind] for kind in core1},
         )
@@ -852,8 +857,8 @@ def report(outcome: Outcome, args: argparse.Namespace, server_cpu: int | None, p
         ("per server CPU-second", f"{hello.per_core:,.0f}/s", f"{checkin.per_core:,.0f}/s"),
         (
             "server CPU per request",
-            f"{1e6 / hello.per_core:,.0f} µs" if hello.per_core else "-",
-            f"{1e6 / checkin.per_core:,.0f} µs" if checkin.per_core else "-",
+            _per_request(hello, hello.server_cpu),
+            _per_request(checkin, checkin.server_cpu),
         ),
         (
             "  on the event loop's thread",
